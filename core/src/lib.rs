@@ -1,0 +1,10 @@
+//! berth-core: the engine.
+//!
+//! Owns the OCI runtime ([`runtime`]), container hardening ([`security`]) and
+//! the driver registry assembly ([`drivers`]). Later: images, the daemon and
+//! its API. Binaries live in `src/bin/`.
+
+pub mod drivers;
+pub mod runtime;
+pub mod security;
+pub mod sys;

@@ -1,0 +1,176 @@
+//! The last steps of every container process before execve, in the order
+//! the runtime guarantees: rlimits, user and groups, capabilities,
+//! no_new_privs, AppArmor, seccomp, exec.
+//!
+//! One exception, as in runc: without noNewPrivileges, loading a seccomp
+//! filter needs CAP_SYS_ADMIN, so the filter goes in before the user switch
+//! and the capability drop; with noNewPrivileges it goes in last.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid};
+use oci_spec::runtime::{PosixRlimitType, Process};
+
+use crate::runtime::error::InitError;
+use crate::security::apparmor;
+use crate::security::capabilities::CapabilitySets;
+use crate::security::seccomp::SeccompProgram;
+
+/// Everything the last stretch needs, prepared before forking.
+pub struct Finalize<'a> {
+    pub process: &'a Process,
+    pub caps: &'a CapabilitySets,
+    pub seccomp: Option<&'a SeccompProgram>,
+    /// Extra fds (from 3 up) to pass to the process (`--preserve-fds`).
+    pub preserve_fds: i32,
+}
+
+fn fail(step: &str, e: impl std::fmt::Display) -> InitError {
+    InitError::new(step, None, e)
+}
+
+/// Applies the process's rlimits.
+pub fn apply_rlimits(process: &Process) -> Result<(), InitError> {
+    for r in process.rlimits().as_deref().unwrap_or_default() {
+        let resource = rlimit_resource(r.typ());
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
+        // SAFETY: setrlimit reads the rlimit struct we pass.
+        if unsafe { libc::setrlimit(resource, &lim) } < 0 {
+            let e = std::io::Error::last_os_error();
+            let mut host = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit writes into the struct we pass.
+            unsafe { libc::getrlimit(resource, &mut host) };
+            return Err(InitError::new(
+                "rlimits",
+                None,
+                format!(
+                    "{}: soft {} hard {}: {e} (this process's hard limit is {})",
+                    r.typ(),
+                    r.soft(),
+                    r.hard(),
+                    host.rlim_max
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+fn set_user(process: &Process, caps: &CapabilitySets) -> Result<(), InitError> {
+    let user = process.user();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    nix::unistd::setgroups(&gids).map_err(|e| fail("user and groups", format!("setgroups {gids:?}: {e}")))?;
+    let gid = Gid::from_raw(user.gid());
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| fail("user and groups", format!("setresgid {gid}: {e}")))?;
+    // The bounding set can only shrink while we still hold CAP_SETPCAP.
+    caps.apply_bounding().map_err(|e| fail("capabilities", e))?;
+    // Keep the permitted set across the uid change; effective is rebuilt below.
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| fail("user and groups", e))?;
+    let uid = Uid::from_raw(user.uid());
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| fail("user and groups", format!("setresuid {uid}: {e}")))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| fail("user and groups", e))?;
+    Ok(())
+}
+
+/// The program to exec: args[0] as is when it holds a '/', else the first
+/// match in the process's PATH.
+pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
+    if arg0.contains('/') {
+        return Ok(PathBuf::from(arg0));
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for dir in path.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(arg0);
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0 {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(InitError::new("exec", Some(Path::new(arg0)), "executable file not found in $PATH"))
+}
+
+fn cstrings<'a>(items: impl Iterator<Item = &'a [u8]>) -> Result<Vec<CString>, InitError> {
+    items
+        .map(|s| CString::new(s).map_err(|_| fail("exec", "argument or environment contains a NUL byte")))
+        .collect()
+}
+
+/// Runs the last stretch and execs. Returns only on failure.
+pub fn finalize_and_exec(f: &Finalize) -> InitError {
+    match run(f) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn run(f: &Finalize) -> Result<std::convert::Infallible, InitError> {
+    let p = f.process;
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    apply_rlimits(p)?;
+    if let (Some(s), false) = (f.seccomp, nnp) {
+        s.install().map_err(|e| fail("seccomp", e))?;
+    }
+    set_user(p, f.caps)?;
+    let cwd = p.cwd();
+    nix::unistd::chdir(cwd).map_err(|e| InitError::new("cwd", Some(cwd), e))?;
+    f.caps.apply_process_sets().map_err(|e| fail("capabilities", e))?;
+    if nnp {
+        nix::sys::prctl::set_no_new_privs().map_err(|e| fail("no_new_privs", e))?;
+    }
+    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
+        apparmor::change_onexec(profile).map_err(|e| fail("apparmor", format!("profile {profile}: {e}")))?;
+    }
+    let args = p.args().as_deref().unwrap_or_default();
+    let env = p.env().as_deref().unwrap_or_default();
+    let arg0 = args.first().ok_or_else(|| fail("exec", "process.args is empty"))?;
+    let exe = find_executable(arg0, env)?;
+    let c_exe = CString::new(exe.as_os_str().as_bytes()).map_err(|_| fail("exec", "path contains a NUL byte"))?;
+    let c_args = cstrings(args.iter().map(|s| s.as_bytes()))?;
+    let c_env = cstrings(env.iter().map(|s| s.as_bytes()))?;
+    // SAFETY: umask only changes the process's creation mask.
+    unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
+    crate::sys::cloexec_fds_from(3 + f.preserve_fds).map_err(|e| fail("close fds", e))?;
+    if let (Some(s), true) = (f.seccomp, nnp) {
+        s.install().map_err(|e| fail("seccomp", e))?;
+    }
+    let e = nix::unistd::execve(&c_exe, &c_args, &c_env)
+        .err()
+        .unwrap_or(nix::errno::Errno::EINVAL);
+    Err(InitError::new("exec", Some(&exe), e))
+}

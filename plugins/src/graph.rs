@@ -1,0 +1,47 @@
+//! The graph (storage) driver interface: how image layers and container
+//! writable layers become directories.
+//!
+//! The operations mirror Docker's graph-driver plugin protocol
+//! (`/GraphDriver.Create`, `CreateReadWrite`, `Remove`, `Get`, `Put`,
+//! `Exists`, `Status`, `Cleanup`); layer contents (apply and diff) are the
+//! layer store's business in `berth-fs`, not the driver's.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// Request body of `/GraphDriver.Create` and `.CreateReadWrite`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRequest {
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The layer this one stacks on, empty for a base layer.
+    #[serde(default)]
+    pub parent: String,
+    #[serde(default)]
+    pub mount_label: String,
+}
+
+/// A graph driver. Implementations must be safe to call concurrently.
+pub trait GraphDriver: Send + Sync {
+    /// Creates a read-only (image) layer on `parent`.
+    fn create(&self, req: &CreateRequest) -> Result<()>;
+    /// Creates a writable (container) layer on `parent`.
+    fn create_read_write(&self, req: &CreateRequest) -> Result<()>;
+    /// Removes a layer and everything the driver keeps for it.
+    fn remove(&self, id: &str) -> Result<()>;
+    /// Mounts the layer with its parents and returns the merged directory;
+    /// calls nest, each paired with one [`GraphDriver::put`].
+    fn get(&self, id: &str, mount_label: &str) -> Result<PathBuf>;
+    /// Releases one [`GraphDriver::get`].
+    fn put(&self, id: &str) -> Result<()>;
+    /// Whether the driver holds layer `id`.
+    fn exists(&self, id: &str) -> bool;
+    /// Key/value facts shown by `berth info`.
+    fn status(&self) -> Vec<(String, String)>;
+    /// Unmounts everything; called when the engine stops.
+    fn cleanup(&self) -> Result<()>;
+}

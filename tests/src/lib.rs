@@ -1,0 +1,287 @@
+//! Shared helpers for berth's end-to-end tests.
+//!
+//! Test images come from Debian's busybox-static: [`busybox_rootfs`] builds a
+//! root filesystem (busybox, a link per applet, a minimal /etc) and [`Bundle`]
+//! wraps one in an OCI bundle with a runc-style default config.json. Every
+//! test gets its own temporary directory and unique names, so tests run in
+//! parallel and leave nothing behind.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+/// Where Debian's busybox-static installs the binary.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// Whether privileged tests can run. Returns false (the test should return
+/// early) only when we are not root and `CI` is unset; under `CI=true` a
+/// missing privilege is a failure, never a silent skip.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: needs root, and CI is set: refusing to skip");
+    }
+    eprintln!("{test}: skipped (needs root; CI is unset)");
+    false
+}
+
+/// A name unique to this process and call, for container ids, cgroups and
+/// network namespaces.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}
+
+/// Builds a busybox root filesystem in `dir`.
+pub fn busybox_rootfs(dir: &Path) -> Result<()> {
+    if !Path::new(BUSYBOX).exists() {
+        bail!("{BUSYBOX} not found: install Debian's busybox-static");
+    }
+    for d in [
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "home/user",
+        "var/tmp",
+        "run",
+    ] {
+        std::fs::create_dir_all(dir.join(d)).with_context(|| format!("mkdir {}", dir.join(d).display()))?;
+    }
+    std::fs::copy(BUSYBOX, dir.join("bin/busybox")).context("copy busybox")?;
+    let out = Command::new(BUSYBOX).arg("--list-full").output().context("busybox --list-full")?;
+    for applet in String::from_utf8_lossy(&out.stdout).lines() {
+        let applet = applet.trim_start_matches('/');
+        if applet.is_empty() || applet == "bin/busybox" {
+            continue;
+        }
+        let link = dir.join(applet);
+        if let Some(parent) = link.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if !link.exists() {
+            symlink("/bin/busybox", &link).with_context(|| format!("symlink {}", link.display()))?;
+        }
+    }
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    )?;
+    std::fs::write(
+        dir.join("etc/group"),
+        "root:x:0:\nuser:x:1000:\nextra:x:2000:user\nnogroup:x:65534:\n",
+    )?;
+    std::fs::write(dir.join("etc/hostname"), "busybox\n")?;
+    set_mode(&dir.join("tmp"), 0o1777)?;
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).with_context(|| format!("chmod {}", path.display()))
+}
+
+/// The config.json that `berth-runtime spec` (like `runc spec`) writes,
+/// running `args` without a terminal, as a JSON value tests can edit.
+pub fn default_config(args: &[&str]) -> Value {
+    let mut v = berth_core::runtime::spec::default_spec();
+    v["process"]["args"] = json!(args);
+    v["process"]["terminal"] = json!(false);
+    v
+}
+
+/// An OCI bundle in its own temporary directory: `rootfs/` plus config.json.
+pub struct Bundle {
+    dir: tempfile::TempDir,
+    /// The configuration [`Bundle::write_config`] writes; edit it freely.
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A bundle with a fresh busybox rootfs whose process runs `args`.
+    pub fn new(args: &[&str]) -> Result<Bundle> {
+        let dir = tempfile::Builder::new().prefix("berth-bundle-").tempdir()?;
+        busybox_rootfs(&dir.path().join("rootfs"))?;
+        let bundle = Bundle {
+            dir,
+            config: default_config(args),
+        };
+        bundle.write_config()?;
+        Ok(bundle)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Writes [`Bundle::config`] to config.json.
+    pub fn write_config(&self) -> Result<()> {
+        let text = serde_json::to_string_pretty(&self.config)?;
+        std::fs::write(self.dir.path().join("config.json"), text).context("write config.json")
+    }
+
+    /// Sets the process args and rewrites config.json.
+    pub fn set_args(&mut self, args: &[&str]) -> Result<()> {
+        self.config["process"]["args"] = json!(args);
+        self.write_config()
+    }
+}
+
+/// The directory the workspace's binaries are built into (`target/debug`
+/// next to the running test binary).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/debug/deps/<test> -> target/debug
+    exe.parent().and_then(Path::parent).map(Path::to_path_buf).expect("target dir")
+}
+
+/// The path of a workspace binary, which must have been built
+/// (`cargo build --workspace --bins`, as the README's test command does).
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        path.display()
+    );
+    path
+}
+
+/// A `berth-runtime` (or runc, for differential tests) with its own state
+/// root. Dropping it force-deletes every container left under the root, so
+/// a failing test leaves no process, cgroup or state behind.
+pub struct Runtime {
+    binary: PathBuf,
+    root: tempfile::TempDir,
+}
+
+/// What a finished runtime command printed and returned.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Runtime {
+    /// berth-runtime from this workspace.
+    pub fn berth() -> Runtime {
+        Runtime::with_binary(bin("berth-runtime"))
+    }
+
+    /// Debian's runc, for differential tests.
+    pub fn runc() -> Runtime {
+        Runtime::with_binary(PathBuf::from("/usr/sbin/runc"))
+    }
+
+    pub fn with_binary(binary: PathBuf) -> Runtime {
+        let root = tempfile::Builder::new().prefix("berth-rt-root-").tempdir().expect("temp root");
+        Runtime { binary, root }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// A command with `--root` set.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// Runs the runtime with `args`, capturing output. Output goes through
+    /// files, not pipes: a detached container inherits the runtime's stdio
+    /// and would hold a pipe open long after the runtime exits.
+    pub fn output(&self, args: &[&str]) -> Output {
+        let out = tempfile::tempfile().expect("temp file");
+        let err = tempfile::tempfile().expect("temp file");
+        let status = self
+            .command()
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("dup"))
+            .stderr(err.try_clone().expect("dup"))
+            .status()
+            .expect("spawn runtime");
+        let read = |mut f: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut s = String::new();
+            f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+            f.read_to_string(&mut s).expect("read output");
+            s
+        };
+        Output {
+            code: status.code().unwrap_or(-1),
+            stdout: read(out),
+            stderr: read(err),
+        }
+    }
+
+    /// Runs the runtime and fails the test unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let o = self.output(args);
+        assert_eq!(o.code, 0, "{} {args:?} failed: {o:?}", self.binary.display());
+        o
+    }
+
+    /// `run --bundle B ID`: the container's output and exit code.
+    pub fn run(&self, bundle: &Bundle, id: &str) -> Output {
+        self.output(&["run", "--bundle", bundle.path().to_str().expect("utf-8 path"), id])
+    }
+
+    /// The `status` field of `state ID`.
+    pub fn status(&self, id: &str) -> String {
+        let o = self.ok(&["state", id]);
+        let v: Value = serde_json::from_str(&o.stdout).expect("state JSON");
+        v["status"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Polls `state` until the container reaches `status` (10 s at most);
+    /// a container still being created counts as not there yet.
+    pub fn wait_status(&self, id: &str, status: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let o = self.output(&["state", id]);
+            let now = serde_json::from_str::<Value>(&o.stdout)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| o.stderr.trim().to_string());
+            if now == status {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{id} stayed {now}, expected {status}");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(self.root.path()) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = self.command().args(["delete", "--force", &id]).output();
+            }
+        }
+    }
+}
