@@ -474,3 +474,80 @@ fn log_file_gets_errors_in_json() {
     assert_eq!(v["level"], "error");
     assert!(v["msg"].as_str().unwrap().contains("does not exist"));
 }
+
+/// What a container sees of itself: security state, identity, limits,
+/// devices, and every mount point with its per-mount options.
+const SELF_REPORT: &str = "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status; id; hostname; pwd; ulimit -n; ulimit -Hn; \
+     cat /proc/self/oom_score_adj; ls -l /dev | awk '{print $1, $5, $6, $NF}'; awk '{print $5, $6}' /proc/self/mountinfo | sort; \
+     cat /proc/timer_list | wc -c; echo 1 > /proc/sys/vm/overcommit_memory 2>&1; touch /probe 2>&1; env | sort";
+
+/// Runs the same bundle under runc and berth-runtime; both must see the
+/// same container.
+fn assert_same_as_runc(name: &str, edit: impl Fn(&mut Bundle)) {
+    let mut b = bundle(&["sh", "-c", SELF_REPORT]);
+    edit(&mut b);
+    b.write_config().unwrap();
+    let runc = Runtime::runc().run(&b, &unique_name(&format!("{name}-runc")));
+    let berth = Runtime::berth().run(&b, &unique_name(&format!("{name}-berth")));
+    assert_eq!(runc.code, berth.code, "exit codes differ: runc {runc:?}\nberth {berth:?}");
+    let (r, ours): (Vec<&str>, Vec<&str>) = (runc.stdout.lines().collect(), berth.stdout.lines().collect());
+    for (i, (a, b)) in r.iter().zip(ours.iter()).enumerate() {
+        assert_eq!(a, b, "{name}: line {i} differs\nrunc:\n{}\nberth:\n{}", runc.stdout, berth.stdout);
+    }
+    assert_eq!(
+        r.len(),
+        ours.len(),
+        "{name}: output lengths differ\nrunc:\n{}\nberth:\n{}",
+        runc.stdout,
+        berth.stdout
+    );
+    assert!(!ours.is_empty());
+}
+
+#[test]
+fn differential_default_bundle() {
+    if !require_root("differential_default_bundle") {
+        return;
+    }
+    assert_same_as_runc("diff-default", |_| {});
+}
+
+#[test]
+fn differential_docker_like_process() {
+    if !require_root("differential_docker_like_process") {
+        return;
+    }
+    assert_same_as_runc("diff-docker", |b| {
+        let caps = json!(berth_core::security::capabilities::DOCKER_DEFAULT);
+        b.config["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
+        b.config["process"]["noNewPrivileges"] = json!(false);
+        b.config["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [2000]});
+        b.config["process"]["cwd"] = json!("/tmp");
+        b.config["process"]["env"].as_array_mut().unwrap().push(json!("FOO=bar"));
+        b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 2048}]);
+        b.config["process"]["oomScoreAdj"] = json!(100);
+        b.config["hostname"] = json!("diffhost");
+        b.config["root"]["readonly"] = json!(false);
+        b.config["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=1m"]}));
+    });
+}
+
+#[test]
+fn differential_seccomp_profile() {
+    if !require_root("differential_seccomp_profile") {
+        return;
+    }
+    assert_same_as_runc("diff-seccomp", |b| {
+        b.config["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [
+                {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+                {"names": ["utimensat", "utimes", "utime"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}
+            ]
+        });
+    });
+}

@@ -26,7 +26,7 @@
 mod cgroupfs;
 mod devices;
 mod limits;
-mod mountinfo;
+pub(crate) mod mountinfo;
 #[cfg(test)]
 mod testing;
 mod v1;

@@ -104,6 +104,18 @@ fn set_user(process: &Process, caps: &CapabilitySets) -> Result<(), InitError> {
     Ok(())
 }
 
+/// The home directory of `uid` in the container's /etc/passwd, "/" when
+/// it has none (what runc gives a process without HOME).
+fn home_of(uid: u32) -> String {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 6 && f[2].parse() == Ok(uid))
+        .map(|f| f[5].to_string())
+        .unwrap_or_else(|| "/".to_string())
+}
+
 /// The program to exec: args[0] as is when it holds a '/', else the first
 /// match in the process's PATH.
 pub fn find_executable(arg0: &str, env: &[String]) -> Result<PathBuf, InitError> {
@@ -157,7 +169,11 @@ fn run(f: &Finalize) -> Result<std::convert::Infallible, InitError> {
         apparmor::change_onexec(profile).map_err(|e| fail("apparmor", format!("profile {profile}: {e}")))?;
     }
     let args = p.args().as_deref().unwrap_or_default();
-    let env = p.env().as_deref().unwrap_or_default();
+    let mut env = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(p.user().uid())));
+    }
+    let env = env.as_slice();
     let arg0 = args.first().ok_or_else(|| fail("exec", "process.args is empty"))?;
     let exe = find_executable(arg0, env)?;
     let c_exe = CString::new(exe.as_os_str().as_bytes()).map_err(|_| fail("exec", "path contains a NUL byte"))?;

@@ -100,6 +100,10 @@ pub fn create_devices(
     }
     if with_defaults {
         for (link, target) in DEV_SYMLINKS {
+            // /dev/core only where the kernel has a /proc/kcore to point at.
+            if target == "/proc/kcore" && !Path::new(target).exists() {
+                continue;
+            }
             symlink_in_root(root, root_fd, Path::new(link), Path::new(target))?;
         }
     }

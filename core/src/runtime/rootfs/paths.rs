@@ -29,13 +29,7 @@ pub fn mask(root_fd: &OwnedFd, path: &Path) -> Result<(), InitError> {
     let target = proc_fd_path(&fd);
     let is_dir = std::fs::metadata(&target).map(|m| m.is_dir()).unwrap_or(false);
     let r = if is_dir {
-        mount(
-            Some("tmpfs"),
-            &target,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=0,mode=0555"),
-        )
+        mount(Some("tmpfs"), &target, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0,mode=0555"))
     } else {
         mount(Some("/dev/null"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
     };
