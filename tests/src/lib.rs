@@ -146,12 +146,16 @@ impl Bundle {
     }
 }
 
-/// The directory the workspace's binaries are built into (`target/debug`
-/// next to the running test binary).
+/// The directory the workspace's binaries are built into: the running
+/// binary's own directory, or its parent for a test in `deps/`.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/debug/deps/<test> -> target/debug
-    exe.parent().and_then(Path::parent).map(Path::to_path_buf).expect("target dir")
+    let dir = exe.parent().expect("binary directory");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// The path of a workspace binary, which must have been built

@@ -38,15 +38,17 @@ fn command(peer: &Peer, root: &Path, args: &[&str]) -> Command {
     }
 }
 
+/// Runs a runtime command. Its stderr goes to a file, not a pipe: a
+/// created container inherits it and would hold a pipe open.
 fn check(c: &mut Command, what: &str) -> Result<()> {
-    let out = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| what.to_string())?;
-    if !out.status.success() {
-        bail!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    let mut err = tempfile::tempfile()?;
+    let status = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err.try_clone()?).status().with_context(|| what.to_string())?;
+    if !status.success() {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        err.seek(std::io::SeekFrom::Start(0))?;
+        err.read_to_string(&mut text)?;
+        bail!("{what}: {}", text.trim());
     }
     Ok(())
 }
@@ -92,7 +94,17 @@ fn lifecycle_once(peer: &Peer, root: &Path, bundle: &Path, id: &str) -> Result<D
     Ok(d)
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match bench() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("runtime-start: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench() -> Result<()> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         bail!("runtime-start needs root");
@@ -158,12 +170,9 @@ fn main() -> Result<()> {
     for (k, p) in peers.iter().enumerate() {
         println!("{:<24} {:>10} {:>22}", p.name, ms(med[k].0), ms(med[k].1));
     }
-    for (k, p) in peers.iter().enumerate().skip(1) {
-        let base = if p.wrapped {
-            0
-        } else {
-            peers.iter().position(|q| !q.wrapped).unwrap_or(0)
-        };
+    // Ratios of berth-runtime to each peer measured the same way.
+    for (k, p) in peers.iter().enumerate() {
+        let Some(base) = peers.iter().position(|q| q.wrapped == p.wrapped && q.name.starts_with("berth")) else { continue };
         if k == base {
             continue;
         }

@@ -1,7 +1,17 @@
 //! make-bundle DIR [ARGS...]: writes a busybox OCI bundle into DIR (the
 //! same bundles the tests use), running ARGS (default `sh`).
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match make() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("make-bundle: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn make() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let Some(dir) = args.next() else {
         anyhow::bail!("usage: make-bundle DIR [ARGS...]")
