@@ -42,7 +42,12 @@ fn command(peer: &Peer, root: &Path, args: &[&str]) -> Command {
 /// created container inherits it and would hold a pipe open.
 fn check(c: &mut Command, what: &str) -> Result<()> {
     let mut err = tempfile::tempfile()?;
-    let status = c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(err.try_clone()?).status().with_context(|| what.to_string())?;
+    let status = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(err.try_clone()?)
+        .status()
+        .with_context(|| what.to_string())?;
     if !status.success() {
         use std::io::{Read, Seek};
         let mut text = String::new();
@@ -172,7 +177,9 @@ fn bench() -> Result<()> {
     }
     // Ratios of berth-runtime to each peer measured the same way.
     for (k, p) in peers.iter().enumerate() {
-        let Some(base) = peers.iter().position(|q| q.wrapped == p.wrapped && q.name.starts_with("berth")) else { continue };
+        let Some(base) = peers.iter().position(|q| q.wrapped == p.wrapped && q.name.starts_with("berth")) else {
+            continue;
+        };
         if k == base {
             continue;
         }
