@@ -12,29 +12,50 @@ use berth_plugin::{Registry, Transport};
 
 /// Registers every built-in network driver.
 pub fn register_builtin(registry: &mut Registry) -> berth_plugin::error::Result<()> {
-    registry.register_network(none::NAME, Arc::new(none::NoneDriver), Transport::Builtin)?;
-    registry.register_network(host::NAME, Arc::new(host::HostDriver), Transport::Builtin)?;
+    registry.register_network(none::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
+    registry.register_network(host::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
     Ok(())
 }
 
-/// Drivers that give a container no interface of their own: they accept
-/// any network, hold no state, and join without moving a link.
-pub(crate) mod stateless {
+/// Drivers that give a container no interface of their own (`none`,
+/// `host`): they accept any network, hold no state, and join without
+/// moving a link. What differs, the namespace the container gets, is the
+/// engine's choice by driver name.
+pub mod stateless {
     use berth_plugin::error::Result;
     use berth_plugin::network::*;
+    use berth_plugin::NetworkDriver;
 
-    pub fn capabilities() -> Capabilities {
-        Capabilities {
-            scope: "local".into(),
-            connectivity_scope: "local".into(),
+    pub struct StatelessDriver;
+
+    impl NetworkDriver for StatelessDriver {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                scope: "local".into(),
+                connectivity_scope: "local".into(),
+            }
         }
-    }
-
-    /// Joins without an interface: the sandbox keeps what it has.
-    pub fn join(_req: &JoinRequest) -> Result<JoinResponse> {
-        Ok(JoinResponse {
-            disable_gateway_service: true,
-            ..JoinResponse::default()
-        })
+        fn create_network(&self, _req: &CreateNetworkRequest) -> Result<()> {
+            Ok(())
+        }
+        fn delete_network(&self, _network_id: &str) -> Result<()> {
+            Ok(())
+        }
+        fn create_endpoint(&self, _req: &CreateEndpointRequest) -> Result<Option<EndpointInterface>> {
+            Ok(None)
+        }
+        fn delete_endpoint(&self, _network_id: &str, _endpoint_id: &str) -> Result<()> {
+            Ok(())
+        }
+        /// Joins without an interface: the sandbox keeps what it has.
+        fn join(&self, _req: &JoinRequest) -> Result<JoinResponse> {
+            Ok(JoinResponse {
+                disable_gateway_service: true,
+                ..JoinResponse::default()
+            })
+        }
+        fn leave(&self, _network_id: &str, _endpoint_id: &str) -> Result<()> {
+            Ok(())
+        }
     }
 }

@@ -11,7 +11,7 @@ use berth_core::runtime::state::{write_atomic, Root, DEFAULT_ROOT};
 use berth_core::runtime::{
     container_delete, container_kill, container_pause, container_ps, container_run, container_start, container_state, spec,
 };
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "berth-runtime", version, about = "berth's OCI runtime (runc-compatible command line)")]
@@ -47,6 +47,38 @@ enum Format {
     Json,
 }
 
+/// The flags `create` and `run` share (runc's).
+#[derive(Args)]
+struct CreateArgs {
+    #[arg(short, long, default_value = ".")]
+    bundle: PathBuf,
+    #[arg(long = "pid-file")]
+    pid_file: Option<PathBuf>,
+    #[arg(long = "console-socket")]
+    console_socket: Option<PathBuf>,
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    preserve_fds: i32,
+    /// Accepted for runc compatibility: berth-runtime always pivots.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Accepted for runc compatibility.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    id: String,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions<'_> {
+        CreateOptions {
+            id: &self.id,
+            bundle: &self.bundle,
+            pid_file: self.pid_file.as_deref(),
+            console_socket: self.console_socket.as_deref(),
+            preserve_fds: self.preserve_fds,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Write a default config.json into the bundle.
@@ -55,21 +87,7 @@ enum Command {
         bundle: PathBuf,
     },
     /// Create a container (its process waits for `start`).
-    Create {
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        #[arg(long = "preserve-fds", default_value_t = 0)]
-        preserve_fds: i32,
-        #[arg(long = "no-pivot")]
-        no_pivot: bool,
-        #[arg(long = "no-new-keyring")]
-        no_new_keyring: bool,
-        id: String,
-    },
+    Create(CreateArgs),
     /// Start a created container.
     Start { id: String },
     /// Print a container's state as JSON.
@@ -90,21 +108,10 @@ enum Command {
     },
     /// Create and start a container, wait for it, delete it.
     Run {
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
         #[arg(short, long)]
         detach: bool,
-        #[arg(long = "preserve-fds", default_value_t = 0)]
-        preserve_fds: i32,
-        #[arg(long = "no-pivot")]
-        no_pivot: bool,
-        #[arg(long = "no-new-keyring")]
-        no_new_keyring: bool,
-        id: String,
+        #[command(flatten)]
+        args: CreateArgs,
     },
     /// Run a new process inside a container.
     Exec {
@@ -198,45 +205,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let text = serde_json::to_string_pretty(&spec::default_spec())?;
             write_atomic(&path, text.as_bytes())?;
         }
-        Command::Create {
-            bundle,
-            pid_file,
-            console_socket,
-            preserve_fds,
-            id,
-            ..
-        } => {
-            let opts = CreateOptions {
-                id: &id,
-                bundle: &bundle,
-                pid_file: pid_file.as_deref(),
-                console_socket: console_socket.as_deref(),
-                preserve_fds,
-            };
-            create(&root, &opts, false)?;
+        Command::Create(args) => {
+            create(&root, &args.options(), false)?;
         }
         Command::Start { id } => container_start::start(&root, &id)?,
         Command::State { id } => println!("{}", serde_json::to_string_pretty(&container_state::state(&root, &id)?)?),
         Command::Kill { all, id, signal } => container_kill::kill(&root, &id, container_kill::parse_signal(&signal)?, all)?,
         Command::Delete { force, id } => container_delete::delete(&root, &id, force)?,
-        Command::Run {
-            bundle,
-            pid_file,
-            console_socket,
-            detach,
-            preserve_fds,
-            id,
-            ..
-        } => {
-            let opts = CreateOptions {
-                id: &id,
-                bundle: &bundle,
-                pid_file: pid_file.as_deref(),
-                console_socket: console_socket.as_deref(),
-                preserve_fds,
-            };
-            return Ok(container_run::run(&root, &opts, detach)?);
-        }
+        Command::Run { detach, args } => return Ok(container_run::run(&root, &args.options(), detach)?),
         Command::Exec {
             process,
             tty,

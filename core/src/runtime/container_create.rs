@@ -1,7 +1,7 @@
 //! `create`: from a bundle to a container whose init waits for `start`.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 
 use nix::sys::signal::Signal;
@@ -140,17 +140,7 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
     let cgroup_path = cgroup.path().to_path_buf();
     undo.cgroup = Some(cgroup);
 
-    let (console, our_console): (Option<OwnedFd>, Option<OwnedFd>) = match (terminal, opts.console_socket) {
-        (false, _) => (None, None),
-        (true, Some(path)) => {
-            let s = UnixStream::connect(path).map_err(|e| RuntimeError::io("connect console socket", path, e))?;
-            (Some(s.into()), None)
-        }
-        (true, None) => {
-            let (a, b) = UnixStream::pair().map_err(|e| RuntimeError::io("console socket pair", "", e))?;
-            (Some(b.into()), Some(a.into()))
-        }
-    };
+    let (console, our_console) = tty::console_ends(terminal, opts.console_socket).map_err(|e| RuntimeError::io("console", "", e))?;
     let sock_path = dir.join(START_SOCKET);
     let listener = UnixListener::bind(&sock_path).map_err(|e| RuntimeError::io("bind start socket", &sock_path, e))?;
     let (ours, theirs) = sync::pair().map_err(|e| RuntimeError::io("sync socket", "", e))?;
@@ -179,13 +169,7 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
         oom_score_adj: process.oom_score_adj(),
     };
 
-    let stage1 = sys::fork().map_err(|e| RuntimeError::io("fork", "", e))?;
-    if stage1 == 0 {
-        drop(ours);
-        init::stage1(child, theirs);
-    }
-    drop(theirs);
-    drop(child);
+    let stage1 = init::spawn(child, theirs, &ours).map_err(|e| RuntimeError::io("fork", "", e))?;
     undo.pids.push(stage1);
     if let Some(c) = &undo.cgroup {
         c.add_process(stage1)?;

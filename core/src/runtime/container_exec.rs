@@ -1,8 +1,7 @@
 //! `exec`: starts another process inside a running container, in all of
 //! its namespaces and its cgroup, with the same hardening as its init.
 
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use nix::sys::wait::waitpid;
@@ -21,7 +20,6 @@ use super::spec;
 use super::state::{write_atomic, Root, Status};
 use crate::security::capabilities::CapabilitySets;
 use crate::security::seccomp;
-use crate::sys;
 
 /// `exec`'s options.
 pub struct ExecOptions<'a> {
@@ -73,21 +71,7 @@ pub fn exec(root: &Root, opts: ExecOptions) -> Result<i32> {
     if terminal && opts.console_socket.is_none() && opts.detach {
         return Err(RuntimeError::Other("exec --tty --detach needs --console-socket".into()));
     }
-    let (console, our_console): (Option<OwnedFd>, Option<OwnedFd>) = match (terminal, opts.console_socket) {
-        (false, _) => (None, None),
-        (true, Some(path)) => (
-            Some(
-                UnixStream::connect(path)
-                    .map_err(|e| RuntimeError::io("connect console socket", path, e))?
-                    .into(),
-            ),
-            None,
-        ),
-        (true, None) => {
-            let (a, b) = UnixStream::pair().map_err(|e| RuntimeError::io("console socket pair", "", e))?;
-            (Some(b.into()), Some(a.into()))
-        }
-    };
+    let (console, our_console) = tty::console_ends(terminal, opts.console_socket).map_err(|e| RuntimeError::io("console", "", e))?;
     let signals = if opts.detach {
         None
     } else {
@@ -107,13 +91,7 @@ pub fn exec(root: &Root, opts: ExecOptions) -> Result<i32> {
         console,
         oom_score_adj: process.oom_score_adj(),
     };
-    let stage1 = sys::fork().map_err(|e| RuntimeError::io("fork", "", e))?;
-    if stage1 == 0 {
-        drop(ours);
-        init::stage1(child, theirs);
-    }
-    drop(theirs);
-    drop(child);
+    let stage1 = init::spawn(child, theirs, &ours).map_err(|e| RuntimeError::io("fork", "", e))?;
     let kill_stage1 = |e: RuntimeError| {
         let _ = nix::sys::signal::kill(Pid::from_raw(stage1), nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(Pid::from_raw(stage1), None);

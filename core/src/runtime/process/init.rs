@@ -44,8 +44,20 @@ pub struct Child<'a> {
     pub oom_score_adj: Option<i32>,
 }
 
+/// Forks stage 1 to run `child`, talking over `chan`; returns its pid.
+/// The runtime's copies of everything `child` holds are closed.
+pub fn spawn(child: Child, chan: Channel, runtime_end: &Channel) -> std::io::Result<i32> {
+    let pid = crate::sys::fork()?;
+    if pid == 0 {
+        // Only the runtime keeps its end, so it sees EOF when we are gone.
+        let _ = nix::unistd::close(runtime_end.raw_fd());
+        stage1(child, chan);
+    }
+    Ok(pid)
+}
+
 /// The body of the forked stage 1. Never returns.
-pub fn stage1(child: Child, chan: Channel) -> ! {
+fn stage1(child: Child, chan: Channel) -> ! {
     let result = stage1_inner(&child, &chan);
     if let Err(e) = result {
         let _ = chan.send(&Msg::Failed(e));

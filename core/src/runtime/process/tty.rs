@@ -3,7 +3,8 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 
@@ -76,6 +77,25 @@ pub fn make_controlling(slave: &OwnedFd) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The console sockets of a container process: the end the process sends
+/// its pty master over (connected to `console_socket`, or one end of a
+/// pair when the runtime is the console itself) and, in that second case,
+/// the end the runtime receives the master on.
+pub fn console_ends(terminal: bool, console_socket: Option<&Path>) -> io::Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    match (terminal, console_socket) {
+        (false, _) => Ok((None, None)),
+        (true, Some(path)) => {
+            let s = UnixStream::connect(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("connect console socket {}: {e}", path.display())))?;
+            Ok((Some(s.into()), None))
+        }
+        (true, None) => {
+            let (ours, theirs) = UnixStream::pair()?;
+            Ok((Some(theirs.into()), Some(ours.into())))
+        }
+    }
 }
 
 /// Sends `fd` over a connected UNIX socket (SCM_RIGHTS), as runc sends the
