@@ -325,11 +325,16 @@ fn hooks_run_in_order_with_state() {
     let log_dir = tempfile::tempdir().unwrap();
     let log = log_dir.path().join("hooks.log");
     let mut b = bundle(&["true"]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": log_dir.path(), "type": "bind", "source": log_dir.path(), "options": ["rbind"]
+    }));
     let hook = |name: &str| json!({"path": "/bin/sh", "args": ["sh", "-c", format!("read s; echo {name} $s >> {}", log.display())]});
     b.config["hooks"] = json!({
         "prestart": [hook("prestart")],
         "createRuntime": [hook("createRuntime")],
         "createContainer": [hook("createContainer")],
+        // Runs inside the container, which sees the log through a bind mount.
+        "startContainer": [hook("startContainer")],
         "poststart": [hook("poststart")],
         "poststop": [hook("poststop")]
     });
@@ -339,7 +344,7 @@ fn hooks_run_in_order_with_state() {
     assert_eq!(o.code, 0, "{o:?}");
     let text = std::fs::read_to_string(&log).unwrap();
     let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(order, vec!["prestart", "createRuntime", "createContainer", "poststart", "poststop"]);
+    assert_eq!(order, vec!["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]);
     assert!(text.lines().all(|l| l.contains(&format!("\"id\":\"{id}\""))), "{text}");
 }
 
