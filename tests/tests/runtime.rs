@@ -344,7 +344,17 @@ fn hooks_run_in_order_with_state() {
     assert_eq!(o.code, 0, "{o:?}");
     let text = std::fs::read_to_string(&log).unwrap();
     let order: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(order, vec!["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]);
+    assert_eq!(
+        order,
+        vec![
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "startContainer",
+            "poststart",
+            "poststop"
+        ]
+    );
     assert!(text.lines().all(|l| l.contains(&format!("\"id\":\"{id}\""))), "{text}");
 }
 

@@ -311,3 +311,100 @@ fn cpu_and_memory_resources_are_visible_inside() {
         "{o:?}"
     );
 }
+
+#[test]
+fn joins_a_pid_namespace_and_uses_a_custom_cgroups_path() {
+    if !require_root("joins_a_pid_namespace_and_uses_a_custom_cgroups_path") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let a = bundle(&["sleep", "1000"]);
+    let id_a = unique_name("pid-a");
+    rt.ok(&["run", "--detach", "--bundle", a.path().to_str().unwrap(), &id_a]);
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id_a]).stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+
+    let cgroup = format!("/berth-test/{}", unique_name("cg"));
+    let mut b = bundle(&["sh", "-c", "ps -o pid,comm | grep -c 'sleep'; sleep 1000"]);
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if ns["type"] == "pid" {
+            *ns = json!({"type": "pid", "path": format!("/proc/{pid}/ns/pid")});
+        }
+    }
+    b.config["linux"]["cgroupsPath"] = json!(cgroup);
+    b.write_config().unwrap();
+    let id_b = unique_name("pid-b");
+    let out = b.path().join("out");
+    let file = std::fs::File::create(&out).unwrap();
+    let status = rt
+        .command()
+        .args(["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id_b])
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&out).unwrap_or_default().trim().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap().trim(),
+        "1",
+        "B must see A's sleep in the shared pid namespace"
+    );
+    let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(cgroup.trim_start_matches('/'));
+    if berth_core::runtime::cgroups::version() == berth_core::runtime::cgroups::CgroupVersion::V1 {
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+        assert!(!procs.trim().is_empty(), "B's processes live in {}", dir.display());
+    }
+    rt.ok(&["delete", "--force", &id_b]);
+    rt.ok(&["delete", "--force", &id_a]);
+    assert!(!dir.exists(), "{} must go with the container", dir.display());
+    let _ = std::fs::remove_dir(dir.parent().unwrap());
+}
+
+#[test]
+fn mount_propagation_options_apply() {
+    if !require_root("mount_propagation_options_apply") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let host_dir = tempfile::tempdir().unwrap();
+    let mut b = bundle(&["sh", "-c", "grep -E ' /(shared|private) ' /proc/self/mountinfo"]);
+    b.config["linux"]["rootfsPropagation"] = json!("rprivate");
+    for (dest, prop) in [("/shared", "rshared"), ("/private", "rprivate")] {
+        b.config["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": dest, "type": "bind", "source": host_dir.path(), "options": ["rbind", prop]
+        }));
+    }
+    b.write_config().unwrap();
+    let o = rt.run(&b, &unique_name("prop"));
+    assert_eq!(o.code, 0, "{o:?}");
+    let line = |dest: &str| {
+        o.stdout
+            .lines()
+            .find(|l| l.split(' ').nth(4) == Some(dest))
+            .unwrap_or_else(|| panic!("{dest}: {o:?}"))
+            .to_string()
+    };
+    assert!(line("/shared").contains(" shared:"), "{o:?}");
+    assert!(
+        !line("/private").contains("shared:") && !line("/private").contains("master:"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn exec_cwd_flag_and_env_override() {
+    if !require_root("exec_cwd_flag_and_env_override") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let b = bundle(&["sleep", "1000"]);
+    let id = unique_name("execcwd");
+    rt.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+    let o = rt.ok(&["exec", "--cwd", "/etc", "-e", "TERM=dumb", &id, "sh", "-c", "pwd; echo $TERM"]);
+    assert_eq!(o.stdout.lines().collect::<Vec<_>>(), vec!["/etc", "dumb"]);
+    rt.ok(&["delete", "--force", &id]);
+}
