@@ -1,9 +1,14 @@
-//! berth-fs: storage drivers behind [`berth_plugin::GraphDriver`] and
+//! berth-fs: storage for berth: the content-addressed blob store, layers
+//! (apply and diff of OCI layer tarballs, whiteouts), and the storage and
+//! volume drivers behind [`berth_plugin::GraphDriver`] and
 //! [`berth_plugin::VolumeDriver`].
 //!
-//! This crate will hold the layer store, the FUSE union filesystem and the
-//! graph and volume drivers (see issue 3 and docs/architecture.md). It never
-//! depends on the engine: the engine calls [`register_builtin`].
+//! This crate never depends on the engine: the engine calls
+//! [`register_builtin`] to put its drivers in the registry.
+
+pub mod blob;
+pub mod digest;
+pub mod layer;
 
 use berth_plugin::Registry;
 
