@@ -206,3 +206,84 @@ fn diff_is_reproducible_and_round_trips() {
         "the second name of a file is a hard link"
     );
 }
+
+/// Mounts kernel overlayfs; unmounted on drop.
+struct Overlay(std::path::PathBuf);
+
+impl Overlay {
+    fn mount(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Overlay {
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        );
+        nix::mount::mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .expect("mount overlay");
+        Overlay(target.to_path_buf())
+    }
+}
+
+impl Drop for Overlay {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn applied_upper_and_kernel_overlay_agree_both_ways() {
+    if !require_root("applied_upper_and_kernel_overlay_agree_both_ways") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (lower, work, merged) = (dir.path().join("lower"), dir.path().join("work"), dir.path().join("merged"));
+    for d in [&lower, &work, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::create_dir_all(lower.join("var")).unwrap();
+    std::fs::write(lower.join("var/gone"), "lower").unwrap();
+    std::fs::write(lower.join("var/kept"), "lower").unwrap();
+    std::fs::create_dir_all(lower.join("opaque")).unwrap();
+    std::fs::write(lower.join("opaque/hidden"), "lower").unwrap();
+
+    // A layer applied by berth, used as an overlayfs upper.
+    let upper = dir.path().join("upper");
+    apply_layer(&sample_layer()[..], &upper, WhiteoutFormat::Overlay).unwrap();
+    {
+        let _m = Overlay::mount(&lower, &upper, &work, &merged);
+        assert!(!merged.join("var/gone").exists(), "the whiteout hides the lower file");
+        assert!(merged.join("var/kept").exists());
+        assert!(!merged.join("opaque/hidden").exists(), "the opaque directory hides the lower one");
+        assert_eq!(std::fs::read_to_string(merged.join("etc/file")).unwrap(), "hello");
+    }
+
+    // An upper written by kernel overlayfs, turned into a layer by berth.
+    let upper2 = dir.path().join("upper2");
+    let work2 = dir.path().join("work2");
+    std::fs::create_dir_all(&upper2).unwrap();
+    std::fs::create_dir_all(&work2).unwrap();
+    {
+        let _m = Overlay::mount(&lower, &upper2, &work2, &merged);
+        std::fs::remove_file(merged.join("var/gone")).unwrap();
+        std::fs::remove_dir_all(merged.join("opaque")).unwrap();
+        std::fs::create_dir(merged.join("opaque")).unwrap();
+        std::fs::write(merged.join("opaque/new"), "new").unwrap();
+    }
+    let mut tarball = Vec::new();
+    diff_layer(&upper2, &mut tarball).unwrap();
+    let names: Vec<String> = tar::Archive::new(&tarball[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"var/.wh.gone".to_string()), "{names:?}");
+    assert!(names.contains(&"opaque/.wh..wh..opq".to_string()), "{names:?}");
+    assert!(names.contains(&"opaque/new".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with("/hidden")), "{names:?}");
+}

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod diff;
+pub mod store;
 pub mod whiteout;
 
 use std::path::{Path, PathBuf};
