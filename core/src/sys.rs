@@ -77,7 +77,18 @@ pub fn close_fds_from(first: RawFd, keep: &[RawFd]) {
 pub fn cloexec_fds_from(first: RawFd) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
     // SAFETY: only sets a flag on descriptors; closes nothing.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, CLOSE_RANGE_CLOEXEC) }).map(drop)
+    if unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, CLOSE_RANGE_CLOEXEC) } == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: mark each open descriptor.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in fds.into_iter().filter(|fd| *fd >= first) {
+        // SAFETY: F_SETFD only sets a flag; a stale number fails with EBADF.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }
 
 /// A fork that creates the child as a sibling of the caller (CLONE_PARENT),

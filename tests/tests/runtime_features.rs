@@ -324,7 +324,7 @@ fn joins_a_pid_namespace_and_uses_a_custom_cgroups_path() {
     let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id_a]).stdout).unwrap();
     let pid = state["pid"].as_i64().unwrap();
 
-    let cgroup = format!("/berth-test/{}", unique_name("cg"));
+    let cgroup = format!("/berth/{}", unique_name("cg"));
     let mut b = bundle(&["sh", "-c", "ps -o pid,comm | grep -c 'sleep'; sleep 1000"]);
     for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
         if ns["type"] == "pid" {
@@ -361,7 +361,6 @@ fn joins_a_pid_namespace_and_uses_a_custom_cgroups_path() {
     rt.ok(&["delete", "--force", &id_b]);
     rt.ok(&["delete", "--force", &id_a]);
     assert!(!dir.exists(), "{} must go with the container", dir.display());
-    let _ = std::fs::remove_dir(dir.parent().unwrap());
 }
 
 #[test]
@@ -407,4 +406,71 @@ fn exec_cwd_flag_and_env_override() {
     let o = rt.ok(&["exec", "--cwd", "/etc", "-e", "TERM=dumb", &id, "sh", "-c", "pwd; echo $TERM"]);
     assert_eq!(o.stdout.lines().collect::<Vec<_>>(), vec!["/etc", "dumb"]);
     rt.ok(&["delete", "--force", &id]);
+}
+
+#[test]
+fn hostile_rootfs_tricks_are_refused() {
+    if !require_root("hostile_rootfs_tricks_are_refused") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let core_pattern_before = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap();
+
+    // /dev/null pointing at a host file, with no /dev mount to replace it.
+    let mut b = bundle(&["true"]);
+    std::fs::create_dir_all(b.rootfs().join("dev")).unwrap();
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", b.rootfs().join("dev/null")).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+    b.write_config().unwrap();
+    let id = unique_name("devnull");
+    let o = rt.output(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(o.code != 0 && o.stderr.contains("/dev/null"), "{o:?}");
+    assert!(!rt.root().join(&id).exists());
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap(),
+        core_pattern_before
+    );
+
+    // A volume whose destination resolves to /proc would cover procfs.
+    let host_dir = tempfile::tempdir().unwrap();
+    let mut b = bundle(&["true"]);
+    std::os::unix::fs::symlink("/proc", b.rootfs().join("data")).unwrap();
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data", "type": "bind", "source": host_dir.path(), "options": ["rbind"]}));
+    b.write_config().unwrap();
+    let id = unique_name("coverproc");
+    let o = rt.output(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    assert!(o.code != 0 && o.stderr.contains("cover procfs"), "{o:?}");
+    assert!(!rt.root().join(&id).exists());
+}
+
+#[test]
+fn a_cgroup_in_use_is_not_taken_over() {
+    if !require_root("a_cgroup_in_use_is_not_taken_over") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let cgroup = format!("/berth/{}", unique_name("shared"));
+    let mut a = bundle(&["sleep", "1000"]);
+    a.config["linux"]["cgroupsPath"] = json!(cgroup);
+    a.write_config().unwrap();
+    let id_a = unique_name("owner");
+    rt.ok(&["run", "--detach", "--bundle", a.path().to_str().unwrap(), &id_a]);
+    let id_b = unique_name("intruder");
+    let o = rt.output(&["create", "--bundle", a.path().to_str().unwrap(), &id_b]);
+    assert!(o.code != 0 && o.stderr.contains("already holds processes"), "{o:?}");
+    assert_eq!(rt.status(&id_a), "running", "the failed create must not touch the owner");
+    rt.ok(&["delete", "--force", &id_a]);
+
+    // A create killed before saving its state leaves a bare directory that
+    // delete --force clears.
+    let id = unique_name("bare");
+    std::fs::create_dir_all(rt.root().join(&id)).unwrap();
+    rt.ok(&["delete", "--force", &id]);
+    assert!(!rt.root().join(&id).exists());
 }

@@ -17,7 +17,8 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let st = match root.load(id) {
-        Err(RuntimeError::NotFound(_)) if force => return Ok(()),
+        // A create killed before it saved its state leaves a bare directory.
+        Err(RuntimeError::NotFound(_)) if force => return root.remove(id),
         other => other?,
     };
     let status = st.status(&root.container_dir(id));

@@ -55,7 +55,17 @@ pub fn exec(root: &Root, opts: ExecOptions) -> Result<i32> {
         });
     }
     let bundle = spec::load_bundle(&st.bundle)?;
-    let process = &opts.process;
+    let mut process = opts.process;
+    // What process.json leaves out of the hardening comes from the container.
+    if let Some(base) = bundle.spec.process() {
+        if process.no_new_privileges().is_none() {
+            process.set_no_new_privileges(base.no_new_privileges());
+        }
+        if process.apparmor_profile().is_none() {
+            process.set_apparmor_profile(base.apparmor_profile().clone());
+        }
+    }
+    let process = &process;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(RuntimeError::Other("exec: no command given".into()));
     }

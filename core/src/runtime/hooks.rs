@@ -33,34 +33,49 @@ fn run_one(h: &Hook, state: &str) -> Result<(), String> {
         }
     }
     let mut child = cmd.spawn().map_err(|e| e.to_string())?;
-    if let Some(mut stdin) = child.stdin.take() {
+    // Feed stdin and drain stderr on threads so that neither a hook that
+    // never reads nor one that writes a lot can outlast the timeout.
+    let stdin = child.stdin.take().map(|mut pipe| {
+        let state = state.to_string();
         // A hook that does not read its stdin is fine.
-        let _ = stdin.write_all(state.as_bytes());
-    }
+        std::thread::spawn(move || drop(pipe.write_all(state.as_bytes())))
+    });
+    let stderr = child.stderr.take().map(|mut pipe| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            text
+        })
+    });
+    let collect = move || -> String {
+        if let Some(t) = stdin {
+            let _ = t.join();
+        }
+        stderr.and_then(|t| t.join().ok()).unwrap_or_default()
+    };
     let deadline = h
         .timeout()
         .filter(|t| *t > 0)
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
     loop {
         match child.try_wait().map_err(|e| e.to_string())? {
-            Some(status) if status.success() => return Ok(()),
+            Some(status) if status.success() => {
+                collect();
+                return Ok(());
+            }
             Some(status) => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
-                }
-                return Err(format!(
-                    "{status}{}",
-                    if err.trim().is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", err.trim())
-                    }
-                ));
+                let err = collect();
+                let detail = if err.trim().is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", err.trim())
+                };
+                return Err(format!("{status}{detail}"));
             }
             None if deadline.is_some_and(|d| Instant::now() >= d) => {
                 let _ = child.kill();
                 let _ = child.wait();
+                // Grandchildren may still hold the pipes: do not wait for them.
                 return Err(format!("timed out after {}s", h.timeout().unwrap_or(0)));
             }
             None => std::thread::sleep(Duration::from_millis(2)),

@@ -190,19 +190,22 @@ impl ContainerState {
         }
     }
 
-    /// The live status: stopped once the init is gone; created while it still
-    /// waits on the start socket; paused while its cgroup is frozen.
+    /// The live status: stopped once the init is gone; paused while its
+    /// cgroup is frozen; created while it still waits on the start socket.
     pub fn status(&self, dir: &Path) -> Status {
         if !self.init_alive() {
             return Status::Stopped;
         }
+        if matches!(
+            crate::runtime::cgroups::Cgroup::open(&self.cgroup_path).and_then(|c| c.is_frozen()),
+            Ok(true)
+        ) {
+            return Status::Paused;
+        }
         if dir.join(START_SOCKET).exists() {
             return Status::Created;
         }
-        match crate::runtime::cgroups::Cgroup::open(&self.cgroup_path).and_then(|c| c.is_frozen()) {
-            Ok(true) => Status::Paused,
-            _ => Status::Running,
-        }
+        Status::Running
     }
 
     /// The state JSON runc prints and hooks receive on stdin.

@@ -24,7 +24,15 @@ pub fn change_onexec(profile: &str) -> std::io::Result<()> {
     let mut last = None;
     for attr in ["/proc/thread-self/attr/apparmor/exec", "/proc/thread-self/attr/exec"] {
         match std::fs::OpenOptions::new().write(true).open(attr) {
-            Ok(mut f) => return f.write_all(request.as_bytes()),
+            Ok(mut f) => {
+                // Only procfs may receive the request: anything else mounted
+                // over /proc would silently leave the process unconfined.
+                let fs = nix::sys::statfs::fstatfs(&f).map_err(std::io::Error::from)?;
+                if fs.filesystem_type() != nix::sys::statfs::PROC_SUPER_MAGIC {
+                    return Err(std::io::Error::other(format!("{attr} is not on procfs")));
+                }
+                return f.write_all(request.as_bytes());
+            }
             Err(e) => last = Some(e),
         }
     }

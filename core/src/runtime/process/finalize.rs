@@ -154,6 +154,8 @@ pub fn finalize_and_exec(f: &Finalize) -> InitError {
 fn run(f: &Finalize) -> Result<std::convert::Infallible, InitError> {
     let p = f.process;
     let nnp = p.no_new_privileges().unwrap_or(false);
+    // Before any seccomp filter, which might not allow close_range.
+    crate::sys::cloexec_fds_from(3 + f.preserve_fds).map_err(|e| fail("close fds", e))?;
     apply_rlimits(p)?;
     if let (Some(s), false) = (f.seccomp, nnp) {
         s.install().map_err(|e| fail("seccomp", e))?;
@@ -181,7 +183,6 @@ fn run(f: &Finalize) -> Result<std::convert::Infallible, InitError> {
     let c_env = cstrings(env.iter().map(|s| s.as_bytes()))?;
     // SAFETY: umask only changes the process's creation mask.
     unsafe { libc::umask(p.user().umask().unwrap_or(0o022) as libc::mode_t) };
-    crate::sys::cloexec_fds_from(3 + f.preserve_fds).map_err(|e| fail("close fds", e))?;
     if let (Some(s), true) = (f.seccomp, nnp) {
         s.install().map_err(|e| fail("seccomp", e))?;
     }

@@ -7,9 +7,8 @@
 //! paths, read-only root; hostname; then, once `start` connects: the
 //! startContainer hooks and [`finalize`](super::finalize).
 
-use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::signal::{SigSet, SigmaskHow};
 use oci_spec::runtime::Spec;
@@ -71,6 +70,10 @@ fn stage1(child: Child, chan: Channel) -> ! {
 fn stage1_inner(child: &Child, chan: &Channel) -> Result<(), InitError> {
     // The runtime blocks signals to forward them; the container starts clean.
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // Non-dumpable: nothing in the container may open /proc/PID/exe (the
+    // runtime binary) or our memory before the container's process is
+    // exec'd (CVE-2019-5736). The flag resets at execve.
+    nix::sys::prctl::set_dumpable(false).map_err(|e| InitError::new("set non-dumpable", None, e))?;
     chan.expect("the go-ahead", |m| matches!(m, Msg::Go).then_some(()))?;
     if let Some(adj) = child.oom_score_adj {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string())
@@ -159,15 +162,26 @@ fn run_process(child: &Child, chan: &Channel) -> Result<std::convert::Infallible
     let conn = wait_for_start(&setup.start_listener)?;
     let report = |e: InitError| -> InitError {
         if let Ok(data) = serde_json::to_vec(&e) {
-            let mut f = std::fs::File::from(conn.try_clone().unwrap_or_else(|_| std::process::exit(1)));
-            let _ = f.write_all(&data);
+            let _ = nix::unistd::write(&conn, &data);
         }
         e
     };
     if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        let state = with_status(&state, "created");
         hooks::run_all("startContainer", h, &state).map_err(|e| report(InitError::new("startContainer hook", None, e)))?;
     }
     Err(report(finalize_and_exec(&child.finalize)))
+}
+
+/// The state JSON `state` with its status replaced.
+fn with_status(state: &str, status: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = serde_json::json!(status);
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
 }
 
 /// Creates the process's working directory inside the rootfs if missing.
@@ -201,20 +215,20 @@ fn setup_console(console: &OwnedFd, process: &oci_spec::runtime::Process, bind_d
     let size = process.console_size().map(|b| (b.height() as u16, b.width() as u16));
     let pty = tty::open_pty(size).map_err(|e| InitError::new("console", Some(Path::new("/dev/ptmx")), e))?;
     if bind_dev_console {
-        let console_path = PathBuf::from("/dev/console");
-        if !console_path.exists() {
-            let _ = std::fs::File::create(&console_path);
-        }
-        if console_path.exists() {
-            nix::mount::mount(
-                Some(&pty.slave_path),
-                &console_path,
-                None::<&str>,
-                nix::mount::MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| InitError::new("console", Some(&console_path), e))?;
-        }
+        // Both ends by fd: /dev/console inside the rootfs could be a symlink.
+        let console_path = Path::new("/dev/console");
+        let root_fd = crate::sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0, 0)
+            .map_err(|e| InitError::new("console", Some(console_path), e))?;
+        let target = rootfs::resolve::ensure_in_root(Path::new("/"), &root_fd, console_path, rootfs::resolve::Kind::File)
+            .map_err(|e| InitError::new("console", Some(console_path), e))?;
+        nix::mount::mount(
+            Some(&crate::sys::proc_fd_path(&pty.slave)),
+            &crate::sys::proc_fd_path(&target),
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| InitError::new("console", Some(console_path), e))?;
     }
     tty::send_fd(console.as_raw_fd(), pty.master.as_raw_fd(), &pty.slave_path.display().to_string())
         .map_err(|e| InitError::new("console", Some(Path::new("console socket")), e))?;

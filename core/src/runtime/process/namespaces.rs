@@ -101,10 +101,20 @@ impl NamespacePlan {
     }
 
     /// Joins the namespaces given by path.
+    /// Every file is opened before the first setns: once in another user
+    /// namespace we may no longer open the others.
     pub fn join_all(&self) -> Result<(), InitError> {
-        for (f, path) in &self.join {
-            let file = std::fs::File::open(path).map_err(|e| InitError::new("join namespace", Some(path), e))?;
-            setns(file.as_fd(), *f).map_err(|e| InitError::new("join namespace", Some(path), e))?;
+        let files = self
+            .join
+            .iter()
+            .map(|(f, path)| {
+                std::fs::File::open(path)
+                    .map(|file| (*f, path, file))
+                    .map_err(|e| InitError::new("join namespace", Some(path), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (f, path, file) in files {
+            setns(file.as_fd(), f).map_err(|e| InitError::new("join namespace", Some(path), e))?;
         }
         Ok(())
     }

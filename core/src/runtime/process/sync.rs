@@ -50,7 +50,15 @@ impl Channel {
 
     /// The next message; `None` when the other end closed.
     pub fn recv(&self) -> io::Result<Option<Msg>> {
-        let mut buf = vec![0u8; 1 << 16];
+        // Peek the size first: a datagram larger than the buffer would be cut.
+        let size = loop {
+            match recv(self.fd.as_raw_fd(), &mut [], MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC) {
+                Ok(n) => break n,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let mut buf = vec![0u8; size.max(1)];
         loop {
             match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
                 Ok(0) => return Ok(None),

@@ -120,12 +120,15 @@ fn make_node(root: &Path, root_fd: &OwnedFd, n: &Node) -> Result<(), InitError> 
     let dev = libc::makedev(n.major as u32, n.minor as u32);
     let cname = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(name)).map_err(|e| fail(&n.path, e))?;
     use std::os::fd::AsRawFd;
-    // An existing node (e.g. from the image) is replaced.
-    // SAFETY: valid dir fd and C string; unlinkat failing is fine.
-    unsafe { libc::unlinkat(dir.as_raw_fd(), cname.as_ptr(), 0) };
     // SAFETY: valid dir fd and C string; mknodat creates one node.
     if unsafe { libc::mknodat(dir.as_raw_fd(), cname.as_ptr(), n.kind | (n.mode & 0o7777), dev) } < 0 {
-        return Err(fail(&n.path, format!("mknod: {}", std::io::Error::last_os_error())));
+        let e = std::io::Error::last_os_error();
+        // An existing node (from the image) is kept, as runc does; nothing
+        // trusts it (masks use the host's /dev/null).
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return Ok(());
+        }
+        return Err(fail(&n.path, format!("mknod: {e}")));
     }
     let node = open_in_root(root_fd, &rel, libc::O_PATH).map_err(|e| fail(&n.path, e))?;
     let p = proc_fd_path(&node);

@@ -11,7 +11,7 @@ pub mod mount;
 pub mod paths;
 pub mod resolve;
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount as mount2, umount2, MntFlags, MsFlags};
@@ -76,10 +76,20 @@ pub fn prepare(ctx: &RootfsContext) -> Result<(), InitError> {
     for m in mounts {
         mount::mount_entry(ctx.rootfs, &root_fd, ctx.bundle, m, &cgroup)?;
     }
-    let dev_is_mounted = mounts.iter().any(|m| m.destination() == Path::new("/dev"));
+    // As runc: the default devices go into /dev unless /dev is bound from
+    // elsewhere (a host /dev must never be touched).
+    let dev_is_bound = mounts.iter().any(|m| {
+        m.destination() == Path::new("/dev")
+            && (m.typ().as_deref() == Some("bind")
+                || m.options()
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|o| o == "bind" || o == "rbind"))
+    });
     let devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or_default();
-    device::create_devices(ctx.rootfs, &root_fd, devices, dev_is_mounted, ctx.in_userns)?;
-    if dev_is_mounted && mounts.iter().any(|m| m.destination() == Path::new("/dev/pts")) {
+    device::create_devices(ctx.rootfs, &root_fd, devices, !dev_is_bound, ctx.in_userns)?;
+    if !dev_is_bound && mounts.iter().any(|m| m.destination() == Path::new("/dev/pts")) {
         device::symlink_in_root(ctx.rootfs, &root_fd, Path::new("/dev/ptmx"), Path::new("pts/ptmx"))?;
     }
     Ok(())
@@ -104,10 +114,50 @@ pub fn pivot(rootfs: &Path) -> Result<(), InitError> {
     Ok(())
 }
 
+/// The container's /dev/null, opened without following any symlink and
+/// checked to be the 1:3 character device: it is what masked files are
+/// covered with, and a /dev/null that points elsewhere would bind that
+/// elsewhere over them (CVE-2025-31133).
+fn open_dev_null(root_fd: &OwnedFd) -> Result<OwnedFd, InitError> {
+    let null = Path::new("/dev/null");
+    let fd = sys::openat2(
+        root_fd.as_raw_fd(),
+        Path::new("dev/null"),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(|e| err("masked path", null, e))?;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| err("masked path", null, e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(1, 3) {
+        return Err(err(
+            "masked path",
+            null,
+            "the container's /dev/null is not the 1:3 character device",
+        ));
+    }
+    Ok(fd)
+}
+
+/// Fails unless `/proc` in the container is a real procfs: sysctls and
+/// masks must not land on a filesystem the rootfs put there.
+fn check_procfs() -> Result<(), InitError> {
+    let proc_dir = Path::new("/proc");
+    match nix::sys::statfs::statfs(proc_dir) {
+        Ok(fs) if fs.filesystem_type() == nix::sys::statfs::PROC_SUPER_MAGIC => Ok(()),
+        Ok(_) => Err(err("procfs", proc_dir, "/proc in the container is not procfs")),
+        Err(e) => Err(err("procfs", proc_dir, e)),
+    }
+}
+
 /// After pivot_root: sysctls, masked and read-only paths, the read-only
 /// root, and shared propagation if asked.
 pub fn finish(spec: &Spec) -> Result<(), InitError> {
     let linux = spec.linux().as_ref();
+    let needs_proc = linux.is_some_and(|l| l.sysctl().as_ref().is_some_and(|s| !s.is_empty()));
+    if needs_proc {
+        check_procfs()?;
+    }
     if let Some(sysctl) = linux.and_then(|l| l.sysctl().as_ref()) {
         for (key, value) in sysctl {
             let path = PathBuf::from("/proc/sys").join(key.replace('.', "/"));
@@ -119,8 +169,12 @@ pub fn finish(spec: &Spec) -> Result<(), InitError> {
     }
     let root_fd = sys::openat2(libc::AT_FDCWD, Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0, 0)
         .map_err(|e| err("open root", Path::new("/"), e))?;
-    for p in linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default() {
-        paths::mask(&root_fd, Path::new(p))?;
+    let masked = linux.and_then(|l| l.masked_paths().as_deref()).unwrap_or_default();
+    if !masked.is_empty() {
+        let dev_null = open_dev_null(&root_fd)?;
+        for p in masked {
+            paths::mask(&root_fd, Path::new(p), &dev_null)?;
+        }
     }
     for p in linux.and_then(|l| l.readonly_paths().as_deref()).unwrap_or_default() {
         paths::make_readonly(&root_fd, Path::new(p))?;

@@ -110,6 +110,41 @@ fn bind_remount_flags(flags: MsFlags) -> MsFlags {
             | MsFlags::MS_STRICTATIME)
 }
 
+/// Files under /proc that may be covered (what lxcfs and runc allow):
+/// anything else under /proc could hide what the runtime itself writes.
+const PROC_OVERRIDES: [&str; 10] = [
+    "proc/cpuinfo",
+    "proc/diskstats",
+    "proc/meminfo",
+    "proc/stat",
+    "proc/swaps",
+    "proc/uptime",
+    "proc/loadavg",
+    "proc/slabinfo",
+    "proc/net/dev",
+    "proc/sys/kernel/ns_last_pid",
+];
+
+/// Refuses a mount that would cover procfs (a destination that resolves to
+/// /proc, other than procfs itself, or under /proc, other than the files
+/// of [`PROC_OVERRIDES`]).
+fn check_proc_destination(root: &Path, dest: &Path, typ: &str) -> Result<(), InitError> {
+    let rel = resolve(root, dest).map_err(|e| fail("mount", dest, e))?;
+    let refused = if rel == Path::new("proc") {
+        typ != "proc"
+    } else {
+        rel.starts_with("proc") && !PROC_OVERRIDES.iter().any(|p| rel == Path::new(p))
+    };
+    if refused {
+        return Err(fail(
+            "mount",
+            dest,
+            format!("{typ} mount onto /{} would cover procfs", rel.display()),
+        ));
+    }
+    Ok(())
+}
+
 fn fail(step: &str, path: &Path, e: impl std::fmt::Display) -> InitError {
     InitError::new(step, Some(path), e)
 }
@@ -128,6 +163,7 @@ pub fn mount_entry(
     let typ = m.typ().as_deref().unwrap_or(if opts.bind { "bind" } else { "" });
     let is_bind = opts.bind || typ == "bind";
     let step = "mount";
+    check_proc_destination(root, dest, typ)?;
     if is_bind {
         let src = m.source().as_ref().ok_or_else(|| fail(step, dest, "bind mount without a source"))?;
         let src: PathBuf = if src.is_absolute() { src.clone() } else { bundle.join(src) };

@@ -20,8 +20,9 @@ fn open_existing(root_fd: &OwnedFd, path: &Path, step: &str) -> Result<Option<Ow
     }
 }
 
-/// Hides `path` from the container. Paths that do not exist are skipped.
-pub fn mask(root_fd: &OwnedFd, path: &Path) -> Result<(), InitError> {
+/// Hides `path` from the container (a file under `dev_null`, a directory
+/// under an empty read-only tmpfs). Paths that do not exist are skipped.
+pub fn mask(root_fd: &OwnedFd, path: &Path, dev_null: &OwnedFd) -> Result<(), InitError> {
     let step = "masked path";
     let Some(fd) = open_existing(root_fd, path, step)? else {
         return Ok(());
@@ -31,7 +32,7 @@ pub fn mask(root_fd: &OwnedFd, path: &Path) -> Result<(), InitError> {
     let r = if is_dir {
         mount(Some("tmpfs"), &target, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0,mode=0555"))
     } else {
-        mount(Some("/dev/null"), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        mount(Some(&proc_fd_path(dev_null)), &target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
     };
     r.map_err(|e| InitError::new(step, Some(path), e))
 }
