@@ -474,3 +474,31 @@ fn a_cgroup_in_use_is_not_taken_over() {
     rt.ok(&["delete", "--force", &id]);
     assert!(!rt.root().join(&id).exists());
 }
+
+#[test]
+fn container_processes_never_run_the_host_binary() {
+    if !require_root("container_processes_never_run_the_host_binary") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let b = bundle(&["sleep", "1000"]);
+    let id = unique_name("exe");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    let state: serde_json::Value = serde_json::from_str(&rt.ok(&["state", &id]).stdout).unwrap();
+    let pid = state["pid"].as_i64().unwrap();
+    // While it waits for start, the init is the runtime: it must be a copy
+    // that no container can write to (CVE-2019-5736).
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_ne!(exe, berth_tests::bin("berth-runtime"), "init runs the host binary");
+    let text = exe.display().to_string();
+    if text.starts_with(berth_core::runtime::cloned_binary::COPY_ROOT) {
+        let st = nix::sys::statvfs::statvfs(exe.parent().unwrap()).unwrap();
+        assert!(
+            st.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+            "{text} is on a writable mount"
+        );
+    } else {
+        assert!(text.starts_with("/memfd:"), "{text}");
+    }
+    rt.ok(&["delete", "--force", &id]);
+}

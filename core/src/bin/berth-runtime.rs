@@ -192,6 +192,11 @@ fn write_log(path: &Path, format: LogFormat, msg: &str) {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    // Commands that start container processes run from a sealed copy of
+    // the binary, so no container can reach the host's (CVE-2019-5736).
+    if matches!(cli.command, Command::Create(_) | Command::Run { .. } | Command::Exec { .. }) {
+        berth_core::runtime::cloned_binary::ensure_cloned().context("re-execute from a sealed copy")?;
+    }
     if cli.systemd_cgroup {
         bail!("--systemd-cgroup is not supported: berth-runtime manages cgroupfs directly");
     }

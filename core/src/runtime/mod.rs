@@ -5,6 +5,7 @@
 //! the mounts and devices, [`cgroups`] the resource limits.
 
 pub mod cgroups;
+pub mod cloned_binary;
 pub mod container_create;
 pub mod container_delete;
 pub mod container_exec;
