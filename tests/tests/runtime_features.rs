@@ -502,3 +502,27 @@ fn container_processes_never_run_the_host_binary() {
     }
     rt.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn later_commands_use_the_config_the_container_was_created_with() {
+    if !require_root("later_commands_use_the_config_the_container_was_created_with") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let mut b = bundle(&["sleep", "1000"]);
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    b.write_config().unwrap();
+    let id = unique_name("saved");
+    rt.ok(&["run", "--detach", "--bundle", b.path().to_str().unwrap(), &id]);
+    // Editing or removing the bundle's config must not lift the profile.
+    std::fs::remove_file(b.path().join("config.json")).unwrap();
+    let o = rt.output(&["exec", &id, "pwd"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("not permitted"),
+        "exec must keep the seccomp profile: {o:?}"
+    );
+    rt.ok(&["delete", "--force", &id]);
+}

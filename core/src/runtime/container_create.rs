@@ -228,6 +228,7 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
     }
     let pid = init_pid.ok_or_else(|| RuntimeError::Other("container init never reported its pid".into()))?;
     let st = state(pid);
+    write_atomic(&dir.join(spec::SAVED_CONFIG), &bundle.raw)?;
     root.save(&st)?;
     if let Some(p) = opts.pid_file {
         write_atomic(p, pid.to_string().as_bytes())?;

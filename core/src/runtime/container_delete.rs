@@ -54,8 +54,8 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
         }
         cg.destroy()?;
     }
-    if let Ok(bundle) = spec::load_bundle(&st.bundle) {
-        if let Some(h) = bundle.spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
+    if let Ok(spec) = spec::load_saved(&root.container_dir(id)) {
+        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststop().as_ref()) {
             if let Err(e) = hooks::run_all("poststop", h, &st.oci_state(Status::Stopped).to_string()) {
                 eprintln!("warning: {e}");
             }

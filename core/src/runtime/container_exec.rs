@@ -34,10 +34,8 @@ pub struct ExecOptions<'a> {
 /// The process exec runs when no process.json is given: the container's
 /// own process with `args` and the flags' changes.
 pub fn process_from_config(root: &Root, id: &str) -> Result<Process> {
-    let st = root.load(id)?;
-    let bundle = spec::load_bundle(&st.bundle)?;
-    bundle
-        .spec
+    root.load(id)?;
+    spec::load_saved(&root.container_dir(id))?
         .process()
         .clone()
         .ok_or_else(|| RuntimeError::Other("container config has no process".into()))
@@ -54,10 +52,10 @@ pub fn exec(root: &Root, opts: ExecOptions) -> Result<i32> {
             op: "exec",
         });
     }
-    let bundle = spec::load_bundle(&st.bundle)?;
+    let saved = spec::load_saved(&root.container_dir(opts.id))?;
     let mut process = opts.process;
     // What process.json leaves out of the hardening comes from the container.
-    if let Some(base) = bundle.spec.process() {
+    if let Some(base) = saved.process() {
         if process.no_new_privileges().is_none() {
             process.set_no_new_privileges(base.no_new_privileges());
         }
@@ -69,8 +67,7 @@ pub fn exec(root: &Root, opts: ExecOptions) -> Result<i32> {
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(RuntimeError::Other("exec: no command given".into()));
     }
-    let seccomp = bundle
-        .spec
+    let seccomp = saved
         .linux()
         .as_ref()
         .and_then(|l| l.seccomp().as_ref())

@@ -34,8 +34,8 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         return Err(e.into());
     }
     // poststart hooks: a failure is reported but the container keeps running.
-    if let Ok(bundle) = spec::load_bundle(&st.bundle) {
-        if let Some(h) = bundle.spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
+    if let Ok(spec) = spec::load_saved(&dir) {
+        if let Some(h) = spec.hooks().as_ref().and_then(|h| h.poststart().as_ref()) {
             if let Err(e) = hooks::run_all("poststart", h, &st.oci_state(Status::Running).to_string()) {
                 eprintln!("warning: {e}");
             }

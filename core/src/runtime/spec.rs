@@ -15,6 +15,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub spec: Spec,
     pub rootfs: PathBuf,
+    /// config.json as read, to keep in the state directory.
+    pub raw: Vec<u8>,
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> RuntimeError {
@@ -31,7 +33,24 @@ pub fn load_bundle(dir: &Path) -> Result<Bundle> {
     let text = std::fs::read(&file).map_err(|e| RuntimeError::io("read", &file, e))?;
     let spec: Spec = serde_json::from_slice(&text).map_err(|e| bad(&file, format!("malformed config.json: {e}")))?;
     let rootfs = validate(&spec, &dir, &file)?;
-    Ok(Bundle { dir, spec, rootfs })
+    Ok(Bundle {
+        dir,
+        spec,
+        rootfs,
+        raw: text,
+    })
+}
+
+/// Name of the copy of config.json kept in a container's state directory.
+pub const SAVED_CONFIG: &str = "config.json";
+
+/// The configuration a container was created with, from its state
+/// directory: later commands (exec, start, delete) must not see edits to
+/// the bundle.
+pub fn load_saved(state_dir: &Path) -> Result<Spec> {
+    let file = state_dir.join(SAVED_CONFIG);
+    let text = std::fs::read(&file).map_err(|e| RuntimeError::io("read", &file, e))?;
+    serde_json::from_slice(&text).map_err(|e| bad(&file, format!("corrupt saved config: {e}")))
 }
 
 /// Checks what the runtime needs before it creates anything; returns the
