@@ -1,12 +1,15 @@
 //! Assembles the driver registry from the built-in drivers of `berth-fs`
 //! and `berth-net` (loaded plugins join it later, through the same calls).
 
+use std::path::Path;
+
 use berth_plugin::Registry;
 
-/// A registry holding every built-in driver.
-pub fn builtin_registry() -> berth_plugin::error::Result<Registry> {
+/// A registry holding every built-in driver, storage drivers keeping their
+/// data under `data_root`.
+pub fn builtin_registry(data_root: &Path) -> berth_plugin::error::Result<Registry> {
     let mut registry = Registry::new();
-    berth_fs::register_builtin(&mut registry)?;
+    berth_fs::register_builtin(&mut registry, data_root)?;
     berth_net::register_builtin(&mut registry)?;
     Ok(registry)
 }
@@ -14,9 +17,12 @@ pub fn builtin_registry() -> berth_plugin::error::Result<Registry> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn builtin_network_drivers_are_registered() {
-        let r = super::builtin_registry().unwrap();
+    fn builtin_drivers_are_registered() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = super::builtin_registry(dir.path()).unwrap();
         assert!(r.network("none").is_ok());
         assert!(r.network("host").is_ok());
+        assert!(r.graph("overlay").is_ok());
+        assert!(dir.path().join("overlay").is_dir());
     }
 }

@@ -8,12 +8,18 @@
 
 pub mod blob;
 pub mod digest;
+pub mod graph;
 pub mod layer;
 
-use berth_plugin::Registry;
+use std::path::Path;
+use std::sync::Arc;
 
-/// Registers every built-in storage and volume driver. None exist yet; the
-/// engine calls this so drivers appear as soon as they are written.
-pub fn register_builtin(_registry: &mut Registry) -> berth_plugin::error::Result<()> {
+use berth_plugin::{Registry, Transport};
+
+/// Registers every built-in storage and volume driver, each keeping its
+/// data in a folder of its own name under `data_root`.
+pub fn register_builtin(registry: &mut Registry, data_root: &Path) -> berth_plugin::error::Result<()> {
+    let overlay = graph::overlay::OverlayDriver::new(data_root.join(graph::overlay::NAME))?;
+    registry.register_graph(graph::overlay::NAME, Arc::new(overlay), Transport::Builtin)?;
     Ok(())
 }

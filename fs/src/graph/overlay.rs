@@ -1,0 +1,225 @@
+//! The `overlay` graph driver: layers stacked by kernel overlayfs.
+//!
+//! `<home>/<id>/diff` holds the layer's files, `<home>/<id>/lower` the
+//! diff directories of its parents (nearest first), and a mounted layer
+//! appears at `<home>/<id>/merged`, with `<home>/<id>/work` as overlayfs'
+//! work directory for writable layers. Mounts are counted: each `get` is
+//! paired with a `put`, and the last `put` unmounts.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_plugin::error::{DriverError, Result};
+use berth_plugin::graph::CreateRequest;
+use berth_plugin::GraphDriver;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+/// The name users give with `--storage-driver overlay`.
+pub const NAME: &str = "overlay";
+
+pub struct OverlayDriver {
+    home: PathBuf,
+    /// Mount counts of the layers currently mounted.
+    mounts: Mutex<HashMap<String, u32>>,
+}
+
+fn valid_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+        return Err(DriverError::InvalidArgument {
+            what: format!("layer id {id:?}"),
+            reason: "must be a plain name".into(),
+        });
+    }
+    Ok(())
+}
+
+impl OverlayDriver {
+    /// A driver keeping its layers under `home`.
+    pub fn new(home: impl Into<PathBuf>) -> Result<OverlayDriver> {
+        let home = home.into();
+        std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
+        Ok(OverlayDriver {
+            home,
+            mounts: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.home.join(id)
+    }
+
+    /// Where layer `id`'s own files live (apply layer tarballs here).
+    pub fn diff_dir(&self, id: &str) -> PathBuf {
+        self.dir(id).join("diff")
+    }
+
+    fn lowers(&self, id: &str) -> Result<Vec<PathBuf>> {
+        let file = self.dir(id).join("lower");
+        match std::fs::read_to_string(&file) {
+            Ok(text) => Ok(text.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(DriverError::io("read", &file, e)),
+        }
+    }
+
+    fn create_layer(&self, req: &CreateRequest, writable: bool) -> Result<()> {
+        valid_id(&req.id)?;
+        let dir = self.dir(&req.id);
+        if dir.exists() {
+            return Err(DriverError::Conflict {
+                kind: "layer",
+                name: req.id.clone(),
+                reason: "already exists".into(),
+            });
+        }
+        let mut lowers = Vec::new();
+        if !req.parent.is_empty() {
+            valid_id(&req.parent)?;
+            if !self.exists(&req.parent) {
+                return Err(DriverError::NotFound {
+                    kind: "parent layer",
+                    name: req.parent.clone(),
+                });
+            }
+            lowers.push(self.diff_dir(&req.parent));
+            lowers.extend(self.lowers(&req.parent)?);
+        }
+        let partial = self.home.join(format!(".{}.partial", req.id));
+        let _ = std::fs::remove_dir_all(&partial);
+        let build = || -> std::io::Result<()> {
+            std::fs::create_dir_all(partial.join("diff"))?;
+            if writable {
+                std::fs::create_dir_all(partial.join("work"))?;
+            }
+            let text: Vec<String> = lowers.iter().map(|p| p.display().to_string()).collect();
+            std::fs::write(partial.join("lower"), text.join(":"))?;
+            std::fs::rename(&partial, &dir)
+        };
+        build().map_err(|e| {
+            let _ = std::fs::remove_dir_all(&partial);
+            DriverError::io("create layer", &dir, e)
+        })
+    }
+
+    fn mount_layer(&self, id: &str) -> Result<PathBuf> {
+        let lowers = self.lowers(id)?;
+        let diff = self.diff_dir(id);
+        if lowers.is_empty() {
+            // A base layer needs no overlay: its files are the view.
+            return Ok(diff);
+        }
+        let merged = self.dir(id).join("merged");
+        std::fs::create_dir_all(&merged).map_err(|e| DriverError::io("create", &merged, e))?;
+        let work = self.dir(id).join("work");
+        let lower_list = |dirs: &[PathBuf]| dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let data = if work.is_dir() {
+            format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower_list(&lowers),
+                diff.display(),
+                work.display()
+            )
+        } else {
+            // Read-only: the layer itself is the topmost lower.
+            let mut all = vec![diff.clone()];
+            all.extend(lowers);
+            format!("lowerdir={}", lower_list(&all))
+        };
+        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
+            .map_err(|e| DriverError::io("mount overlay", &merged, e.into()))?;
+        Ok(merged)
+    }
+}
+
+impl GraphDriver for OverlayDriver {
+    fn create(&self, req: &CreateRequest) -> Result<()> {
+        self.create_layer(req, false)
+    }
+
+    fn create_read_write(&self, req: &CreateRequest) -> Result<()> {
+        self.create_layer(req, true)
+    }
+
+    fn remove(&self, id: &str) -> Result<()> {
+        valid_id(id)?;
+        if self.mounts.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id) {
+            return Err(DriverError::Conflict {
+                kind: "layer",
+                name: id.to_string(),
+                reason: "is mounted".into(),
+            });
+        }
+        let dir = self.dir(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn get(&self, id: &str, _mount_label: &str) -> Result<PathBuf> {
+        valid_id(id)?;
+        if !self.exists(id) {
+            return Err(DriverError::NotFound {
+                kind: "layer",
+                name: id.to_string(),
+            });
+        }
+        let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
+        let path = if mounts.contains_key(id) && self.lowers(id)?.is_empty() {
+            self.diff_dir(id)
+        } else if mounts.contains_key(id) {
+            self.dir(id).join("merged")
+        } else {
+            self.mount_layer(id)?
+        };
+        *mounts.entry(id.to_string()).or_insert(0) += 1;
+        Ok(path)
+    }
+
+    fn put(&self, id: &str) -> Result<()> {
+        let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(count) = mounts.get_mut(id) else {
+            return Err(DriverError::Conflict {
+                kind: "layer",
+                name: id.to_string(),
+                reason: "is not mounted".into(),
+            });
+        };
+        *count -= 1;
+        if *count == 0 {
+            mounts.remove(id);
+            let merged = self.dir(id).join("merged");
+            if !self.lowers(id)?.is_empty() {
+                umount2(&merged, MntFlags::MNT_DETACH).map_err(|e| DriverError::io("unmount", &merged, e.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        valid_id(id).is_ok() && self.diff_dir(id).is_dir()
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        let layers = std::fs::read_dir(&self.home)
+            .map(|d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+            .unwrap_or(0);
+        vec![
+            ("Root Dir".into(), self.home.display().to_string()),
+            ("Layers".into(), layers.to_string()),
+        ]
+    }
+
+    fn cleanup(&self) -> Result<()> {
+        let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
+        for id in mounts.keys() {
+            let merged = self.dir(id).join("merged");
+            if Path::new(&merged).is_dir() {
+                let _ = umount2(&merged, MntFlags::MNT_DETACH);
+            }
+        }
+        mounts.clear();
+        Ok(())
+    }
+}
