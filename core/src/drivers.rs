@@ -23,6 +23,7 @@ mod tests {
         assert!(r.network("none").is_ok());
         assert!(r.network("host").is_ok());
         assert!(r.graph("overlay").is_ok());
+        assert!(r.graph("vfs").is_ok());
         assert!(dir.path().join("overlay").is_dir());
     }
 }

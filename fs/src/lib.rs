@@ -7,6 +7,7 @@
 //! [`register_builtin`] to put its drivers in the registry.
 
 pub mod blob;
+pub mod copy;
 pub mod digest;
 pub mod graph;
 pub mod layer;
@@ -21,5 +22,7 @@ use berth_plugin::{Registry, Transport};
 pub fn register_builtin(registry: &mut Registry, data_root: &Path) -> berth_plugin::error::Result<()> {
     let overlay = graph::overlay::OverlayDriver::new(data_root.join(graph::overlay::NAME))?;
     registry.register_graph(graph::overlay::NAME, Arc::new(overlay), Transport::Builtin)?;
+    let vfs = graph::vfs::VfsDriver::new(data_root.join(graph::vfs::NAME))?;
+    registry.register_graph(graph::vfs::NAME, Arc::new(vfs), Transport::Builtin)?;
     Ok(())
 }

@@ -65,3 +65,73 @@ fn overlay_driver_stacks_layers_and_counts_mounts() {
         assert!(!d.exists(id));
     }
 }
+
+#[test]
+fn vfs_driver_copies_layers_and_applies_deletions() {
+    if !require_root("vfs_driver_copies_layers_and_applies_deletions") {
+        return;
+    }
+    use berth_fs::graph::vfs::VfsDriver;
+    use berth_fs::layer::apply::apply_onto;
+    use berth_fs::layer::whiteout::WhiteoutFormat;
+    use std::os::unix::fs::MetadataExt;
+
+    let home = tempfile::tempdir().unwrap();
+    let d = VfsDriver::new(home.path()).unwrap();
+    d.create(&req("base", "")).unwrap();
+    let base = d.get("base", "").unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [
+        ("keep", &b"k"[..], 0o4755),
+        ("gone", &b"g"[..], 0o644),
+        ("dir/old", &b"o"[..], 0o600),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(1000);
+        h.set_gid(1000);
+        h.set_mtime(1234);
+        h.set_cksum();
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    apply_onto(&b.into_inner().unwrap()[..], &base, WhiteoutFormat::Remove).unwrap();
+    std::fs::hard_link(base.join("keep"), base.join("keep-link")).unwrap();
+    xattr::set(base.join("keep"), "user.k", b"v").unwrap();
+    d.put("base").unwrap();
+
+    d.create_read_write(&req("top", "base")).unwrap();
+    let top = d.get("top", "").unwrap();
+    let keep = std::fs::metadata(top.join("keep")).unwrap();
+    assert_eq!(
+        (keep.mode() & 0o7777, keep.uid(), keep.mtime(), keep.nlink()),
+        (0o4755, 1000, 1234, 2),
+        "the copy keeps metadata and links"
+    );
+    assert_eq!(xattr::get(top.join("keep"), "user.k").unwrap().as_deref(), Some(&b"v"[..]));
+
+    // A layer that deletes `gone` and makes `dir` opaque, then adds dir/new.
+    let mut b = tar::Builder::new(Vec::new());
+    for name in [".wh.gone", "dir/.wh..wh..opq", "dir/new"] {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        b.append_data(&mut h, name, std::io::empty()).unwrap();
+    }
+    apply_onto(&b.into_inner().unwrap()[..], &top, WhiteoutFormat::Remove).unwrap();
+    assert!(!top.join("gone").exists() && !top.join(".wh.gone").exists());
+    assert!(!top.join("dir/old").exists() && top.join("dir/new").exists());
+    assert!(
+        base.join("gone").exists() && base.join("dir/old").exists(),
+        "the parent is untouched"
+    );
+    assert!(d.remove("top").is_err(), "in use");
+    d.put("top").unwrap();
+    d.remove("top").unwrap();
+    d.remove("base").unwrap();
+    assert!(d.create(&req(".hidden", "")).is_err());
+}

@@ -13,6 +13,8 @@ use std::sync::Mutex;
 use berth_plugin::error::{DriverError, Result};
 use berth_plugin::graph::CreateRequest;
 use berth_plugin::GraphDriver;
+
+use super::valid_id;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// The name users give with `--storage-driver overlay`.
@@ -22,16 +24,6 @@ pub struct OverlayDriver {
     home: PathBuf,
     /// Mount counts of the layers currently mounted.
     mounts: Mutex<HashMap<String, u32>>,
-}
-
-fn valid_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
-        return Err(DriverError::InvalidArgument {
-            what: format!("layer id {id:?}"),
-            reason: "must be a plain name".into(),
-        });
-    }
-    Ok(())
 }
 
 impl OverlayDriver {

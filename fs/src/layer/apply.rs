@@ -7,6 +7,7 @@
 //! a sibling `.partial` directory and renamed into place only when
 //! complete, so a failed apply leaves no half layer.
 
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
@@ -79,6 +80,13 @@ pub fn partial_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
+/// Applies the layer read from `input` onto the existing directory `root`
+/// in place (not atomic: for a directory that is itself still being built,
+/// such as a `vfs` layer's copy).
+pub fn apply_onto(input: impl Read, root: &Path, whiteouts: WhiteoutFormat) -> Result<Applied, LayerError> {
+    apply_into(input, root, whiteouts)
+}
+
 fn apply_into(input: impl Read, root: &Path, whiteouts: WhiteoutFormat) -> Result<Applied, LayerError> {
     let mut buffered = BufReader::new(input);
     let head = buffered.fill_buf().map_err(|e| LayerError::io("read layer", root, e))?;
@@ -89,12 +97,14 @@ fn apply_into(input: impl Read, root: &Path, whiteouts: WhiteoutFormat) -> Resul
     };
     let mut hashing = HashingReader::new(decompressed);
     let mut dirs: Vec<(PathBuf, i64, i64)> = Vec::new();
+    // What this layer itself wrote, which an opaque marker must keep.
+    let mut created: HashSet<PathBuf> = HashSet::new();
     {
         let mut archive = tar::Archive::new(&mut hashing);
         let entries = archive.entries().map_err(|e| LayerError::io("read tar", root, e))?;
         for entry in entries {
             let mut entry = entry.map_err(|e| LayerError::io("read tar entry", root, e))?;
-            if let Some(dir) = apply_entry(&mut entry, root, whiteouts)? {
+            if let Some(dir) = apply_entry(&mut entry, root, whiteouts, &mut created)? {
                 dirs.push(dir);
             }
         }
@@ -164,7 +174,12 @@ fn clear(path: &Path, keep_dir: bool) -> Result<(), LayerError> {
 
 type DirTimes = (PathBuf, i64, i64);
 
-fn apply_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, whiteouts: WhiteoutFormat) -> Result<Option<DirTimes>, LayerError> {
+fn apply_entry<R: Read>(
+    entry: &mut tar::Entry<R>,
+    root: &Path,
+    whiteouts: WhiteoutFormat,
+    created: &mut HashSet<PathBuf>,
+) -> Result<Option<DirTimes>, LayerError> {
     let raw = entry.path().map_err(|e| LayerError::io("entry name", root, e))?.into_owned();
     let name = raw.display().to_string();
     let rel = clean_name(&raw, &name)?;
@@ -182,8 +197,9 @@ fn apply_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, whiteouts: White
     prepare_parents(root, &rel, &name)?;
     let base = rel.file_name().map(OsStr::as_bytes).unwrap_or_default();
     if let Some(target) = base.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-        return apply_whiteout(root, &rel, target, whiteouts, &name).map(|_| None);
+        return apply_whiteout(root, &rel, target, whiteouts, &name, created).map(|_| None);
     }
+    created.insert(rel.clone());
     match kind {
         EntryType::Directory => {
             clear(&path, true)?;
@@ -255,20 +271,45 @@ fn apply_entry<R: Read>(entry: &mut tar::Entry<R>, root: &Path, whiteouts: White
     Ok(None)
 }
 
-fn apply_whiteout(root: &Path, rel: &Path, target: &[u8], whiteouts: WhiteoutFormat, name: &str) -> Result<(), LayerError> {
-    let parent = root.join(rel.parent().unwrap_or(Path::new("")));
+fn apply_whiteout(
+    root: &Path,
+    rel: &Path,
+    target: &[u8],
+    whiteouts: WhiteoutFormat,
+    name: &str,
+    created: &HashSet<PathBuf>,
+) -> Result<(), LayerError> {
+    let parent_rel = rel.parent().unwrap_or(Path::new(""));
+    let parent = root.join(parent_rel);
+    let is_marker = rel.file_name() == Some(OsStr::new(OPAQUE_MARKER));
+    let target = OsStr::from_bytes(target);
+    if !is_marker && (target.is_empty() || target == ".." || target == "." || target.as_bytes().contains(&b'/')) {
+        return Err(LayerError::unsafe_entry(name, "whiteout of an invalid name"));
+    }
+    if whiteouts == WhiteoutFormat::Remove {
+        let doomed: Vec<PathBuf> = if is_marker {
+            let children = std::fs::read_dir(&parent).map_err(|e| LayerError::io("read dir", &parent, e))?;
+            children
+                .flatten()
+                .map(|e| parent_rel.join(e.file_name()))
+                .filter(|c| !created.contains(c))
+                .collect()
+        } else {
+            vec![parent_rel.join(target)]
+        };
+        for d in doomed {
+            clear(&root.join(d), false)?;
+        }
+        return Ok(());
+    }
     if whiteouts == WhiteoutFormat::Files {
         let path = root.join(rel);
         clear(&path, false)?;
         std::fs::File::create(&path).map_err(|e| LayerError::io("whiteout", &path, e))?;
         return Ok(());
     }
-    if rel.file_name() == Some(OsStr::new(OPAQUE_MARKER)) {
+    if is_marker {
         return xattr::set(&parent, OVERLAY_OPAQUE_XATTR, b"y").map_err(|e| LayerError::io("mark opaque", &parent, e));
-    }
-    let target = OsStr::from_bytes(target);
-    if target.is_empty() || target == ".." || target == "." {
-        return Err(LayerError::unsafe_entry(name, "whiteout of an invalid name"));
     }
     let path = parent.join(target);
     clear(&path, false)?;

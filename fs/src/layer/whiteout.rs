@@ -28,6 +28,9 @@ pub enum WhiteoutFormat {
     Overlay,
     /// `.wh.` files, as in the tarball (rootless fallback).
     Files,
+    /// No whiteouts on disk: what they name is deleted, for a layer
+    /// applied onto a full copy of its parent (the `vfs` driver).
+    Remove,
 }
 
 impl WhiteoutFormat {

@@ -1,0 +1,148 @@
+//! The `vfs` graph driver: every layer a full copy of its parent plus its
+//! own changes. Slow and large, but it works on any filesystem, without
+//! mounts or privileges beyond owning the files.
+//!
+//! `<home>/<id>/diff` is the layer's complete tree; `get` returns it as it
+//! is. Layers are applied onto it with [`WhiteoutFormat::Remove`], so
+//! deletions delete.
+//!
+//! [`WhiteoutFormat::Remove`]: crate::layer::whiteout::WhiteoutFormat::Remove
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use berth_plugin::error::{DriverError, Result};
+use berth_plugin::graph::CreateRequest;
+use berth_plugin::GraphDriver;
+
+use super::valid_id;
+
+use crate::copy::copy_tree;
+
+/// The name users give with `--storage-driver vfs`.
+pub const NAME: &str = "vfs";
+
+pub struct VfsDriver {
+    home: PathBuf,
+    /// Get counts, so a layer in use is not removed.
+    gets: Mutex<std::collections::HashMap<String, u32>>,
+}
+
+impl VfsDriver {
+    pub fn new(home: impl Into<PathBuf>) -> Result<VfsDriver> {
+        let home = home.into();
+        std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
+        Ok(VfsDriver {
+            home,
+            gets: Mutex::new(Default::default()),
+        })
+    }
+
+    /// The layer's complete tree.
+    pub fn diff_dir(&self, id: &str) -> PathBuf {
+        self.home.join(id).join("diff")
+    }
+}
+
+impl GraphDriver for VfsDriver {
+    fn create(&self, req: &CreateRequest) -> Result<()> {
+        valid_id(&req.id)?;
+        let dir = self.home.join(&req.id);
+        if dir.exists() {
+            return Err(DriverError::Conflict {
+                kind: "layer",
+                name: req.id.clone(),
+                reason: "already exists".into(),
+            });
+        }
+        let partial = self.home.join(format!(".{}.partial", req.id));
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).map_err(|e| DriverError::io("create", &partial, e))?;
+        let result = if req.parent.is_empty() {
+            std::fs::create_dir(partial.join("diff")).map_err(|e| DriverError::io("create", &partial, e))
+        } else {
+            valid_id(&req.parent)?;
+            if !self.exists(&req.parent) {
+                let _ = std::fs::remove_dir_all(&partial);
+                return Err(DriverError::NotFound {
+                    kind: "parent layer",
+                    name: req.parent.clone(),
+                });
+            }
+            copy_tree(&self.diff_dir(&req.parent), &partial.join("diff"))
+                .map_err(|e| DriverError::io("copy parent layer", self.diff_dir(&req.parent), e))
+        };
+        result
+            .and_then(|_| std::fs::rename(&partial, &dir).map_err(|e| DriverError::io("create layer", &dir, e)))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_dir_all(&partial);
+            })
+    }
+
+    fn create_read_write(&self, req: &CreateRequest) -> Result<()> {
+        self.create(req)
+    }
+
+    fn remove(&self, id: &str) -> Result<()> {
+        valid_id(id)?;
+        if self.gets.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id) {
+            return Err(DriverError::Conflict {
+                kind: "layer",
+                name: id.to_string(),
+                reason: "is in use".into(),
+            });
+        }
+        let dir = self.home.join(id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn get(&self, id: &str, _mount_label: &str) -> Result<PathBuf> {
+        if !self.exists(id) {
+            return Err(DriverError::NotFound {
+                kind: "layer",
+                name: id.to_string(),
+            });
+        }
+        *self
+            .gets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id.to_string())
+            .or_insert(0) += 1;
+        Ok(self.diff_dir(id))
+    }
+
+    fn put(&self, id: &str) -> Result<()> {
+        let mut gets = self.gets.lock().unwrap_or_else(|p| p.into_inner());
+        match gets.get_mut(id) {
+            None => Err(DriverError::Conflict {
+                kind: "layer",
+                name: id.to_string(),
+                reason: "is not in use".into(),
+            }),
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    gets.remove(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        valid_id(id).is_ok() && self.diff_dir(id).is_dir()
+    }
+
+    fn status(&self) -> Vec<(String, String)> {
+        vec![("Root Dir".into(), self.home.display().to_string())]
+    }
+
+    fn cleanup(&self) -> Result<()> {
+        self.gets.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(())
+    }
+}
