@@ -11,6 +11,7 @@ pub mod copy;
 pub mod digest;
 pub mod graph;
 pub mod layer;
+pub mod union;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,0 +1,137 @@
+//! berth-unionfs: mount a union of layers, with fuse-overlayfs' command
+//! line: `berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W] MOUNTPOINT`.
+//! It also accepts the form `mount -t fuse.berth-unionfs SOURCE MOUNTPOINT -o
+//! OPTIONS` passes to a helper (`berth-unionfs SOURCE MOUNTPOINT -o OPTIONS`).
+//! Without `-f` it detaches once the mount is in place.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use berth_fs::union::UnionFs;
+use fuser::{Config, MountOption, Session, SessionACL};
+
+struct Args {
+    lowers: Vec<PathBuf>,
+    upper: Option<PathBuf>,
+    mountpoint: PathBuf,
+    foreground: bool,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut opts = Vec::new();
+    let mut positional = Vec::new();
+    let mut foreground = false;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-f" | "--foreground" => foreground = true,
+            "-o" => opts.push(it.next().ok_or("-o needs options")?),
+            "-h" | "--help" => return Err("usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W] MOUNTPOINT".into()),
+            s if s.starts_with("-o") => opts.push(s[2..].to_string()),
+            s if s.starts_with('-') => return Err(format!("unknown flag {s}")),
+            s => positional.push(PathBuf::from(s)),
+        }
+    }
+    let mountpoint = positional.pop().ok_or("missing MOUNTPOINT")?;
+    let (mut lowers, mut upper) = (Vec::new(), None);
+    for o in opts.iter().flat_map(|o| o.split(',')) {
+        match o.split_once('=') {
+            Some(("lowerdir", v)) => lowers = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
+            Some(("upperdir", v)) => upper = Some(PathBuf::from(v)),
+            // Accepted for compatibility; the work directory is used once writes land.
+            Some(("workdir", _)) => {}
+            // Generic mount options mount(8) passes along are accepted.
+            _ => {}
+        }
+    }
+    if lowers.is_empty() {
+        return Err("lowerdir= is required".into());
+    }
+    for d in lowers.iter().chain(upper.iter()) {
+        if !d.is_dir() {
+            return Err(format!("{} is not a directory", d.display()));
+        }
+    }
+    Ok(Args {
+        lowers,
+        upper,
+        mountpoint,
+        foreground,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth-unionfs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut layers: Vec<PathBuf> = args.upper.iter().cloned().collect();
+    layers.extend(args.lowers.iter().cloned());
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("berth-unionfs".into()),
+        MountOption::Subtype("berth-unionfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::RO,
+    ];
+    config.acl = SessionACL::All;
+    config.n_threads = Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    if args.foreground {
+        return match Session::new(UnionFs::new(layers), &args.mountpoint, &config).and_then(|s| s.run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("berth-unionfs: {}: {e}", args.mountpoint.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    // Detach: the child mounts and serves; the parent exits once the mount
+    // is in place (or with the child's error), like fuse-overlayfs.
+    let (mut rd, mut wr) = match std::io::pipe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("berth-unionfs: pipe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // SAFETY: single-threaded here; the child only continues this program.
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!("berth-unionfs: fork: {}", std::io::Error::last_os_error());
+            ExitCode::FAILURE
+        }
+        0 => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            match Session::new(UnionFs::new(layers), &args.mountpoint, &config) {
+                Ok(session) => {
+                    let _ = wr.write_all(b"ok");
+                    drop(wr);
+                    match session.run() {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(_) => ExitCode::FAILURE,
+                    }
+                }
+                Err(e) => {
+                    let _ = wr.write_all(format!("{}: {e}", args.mountpoint.display()).as_bytes());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            drop(wr);
+            let mut msg = String::new();
+            let _ = rd.read_to_string(&mut msg);
+            if msg == "ok" {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("berth-unionfs: {}", if msg.is_empty() { "the mount process died" } else { &msg });
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

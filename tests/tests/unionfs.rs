@@ -1,0 +1,223 @@
+//! berth-unionfs against kernel overlayfs: random layer stacks, mounted by
+//! both read-only, must show the same tree (names, types, modes, owners,
+//! sizes, contents, symlink targets, xattrs). The seed of a failing case
+//! is printed.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth_fs::layer::whiteout::{make_whiteout, OVERLAY_OPAQUE_XATTR};
+use berth_tests::{bin, require_root};
+
+/// A small deterministic generator (xorshift), so a seed replays a case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const NAMES: [&str; 6] = ["a", "b", "c", "dir", "sub", "x"];
+
+/// Fills `root/rel` with a random tree of depth at most 3. Whiteouts are
+/// only made where a layer below (`lowers`) has the name, as a real layer
+/// only deletes what exists under it; any directory may become opaque.
+fn random_tree(rng: &mut Rng, root: &Path, rel: &Path, lowers: &[PathBuf], depth: u32) {
+    for name in NAMES {
+        let r = rel.join(name);
+        let p = root.join(&r);
+        let below = lowers.iter().any(|l| std::fs::symlink_metadata(l.join(&r)).is_ok());
+        match rng.below(10) {
+            0..=2 => {
+                let content = format!("{name}-{}", rng.next());
+                std::fs::write(&p, content).unwrap();
+                let mode = [0o644, 0o600, 0o755][rng.below(3) as usize];
+                std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+                if rng.below(4) == 0 {
+                    xattr::set(&p, "user.tag", format!("{}", rng.below(100)).as_bytes()).unwrap();
+                }
+            }
+            3..=5 if depth < 3 => {
+                std::fs::create_dir(&p).unwrap();
+                let opaque = !lowers.is_empty() && rng.below(5) == 0;
+                if opaque {
+                    xattr::set(&p, OVERLAY_OPAQUE_XATTR, b"y").unwrap();
+                }
+                let visible = if opaque { Vec::new() } else { merged_below(lowers, &r) };
+                random_tree(rng, root, &r, &visible, depth + 1);
+            }
+            6 => std::os::unix::fs::symlink(format!("target-{}", rng.below(5)), &p).unwrap(),
+            7 | 8 if below => make_whiteout(&p).unwrap(),
+            _ => {}
+        }
+    }
+}
+
+/// The lower layers in which directory `rel` continues the merge: down to
+/// the first layer where it is opaque, or hidden by a whiteout or a
+/// non-directory.
+fn merged_below(lowers: &[PathBuf], rel: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for l in lowers {
+        match std::fs::symlink_metadata(l.join(rel)) {
+            Ok(m) if m.is_dir() => {
+                out.push(l.clone());
+                if xattr::get(l.join(rel), OVERLAY_OPAQUE_XATTR).ok().flatten().is_some() {
+                    break;
+                }
+            }
+            Ok(_) => break,
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+/// Everything a user can see of a tree, by relative path.
+fn snapshot(root: &Path, seed: u64) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, rel: &Path, out: &mut BTreeMap<PathBuf, String>, seed: u64) {
+        let mut names: Vec<_> = std::fs::read_dir(root.join(rel)).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        for n in names {
+            let r = rel.join(&n);
+            let p = root.join(&r);
+            let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("seed {seed}: {}: listed but {e}", p.display()));
+            let mut desc = format!("mode={:o} uid={} gid={}", m.mode(), m.uid(), m.gid());
+            if m.is_file() {
+                desc += &format!(" size={} content={}", m.len(), std::fs::read_to_string(&p).unwrap());
+                desc += &format!(" tag={:?}", xattr::get(&p, "user.tag").unwrap());
+            } else if m.file_type().is_symlink() {
+                desc += &format!(" -> {}", std::fs::read_link(&p).unwrap().display());
+            }
+            out.insert(r.clone(), desc);
+            if m.is_dir() {
+                walk(root, &r, out, seed);
+            }
+        }
+    }
+    walk(root, Path::new(""), &mut out, seed);
+    out
+}
+
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn random_stacks_match_kernel_overlayfs() {
+    if !require_root("random_stacks_match_kernel_overlayfs") {
+        return;
+    }
+    let seeds: u64 = std::env::var("UNION_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    for seed in 1..=seeds {
+        let tmp = tempfile::tempdir().unwrap();
+        // UNION_KEEP=1 keeps the layers of every seed for inspection.
+        let (_guard, root) = if std::env::var_os("UNION_KEEP").is_some() {
+            let p = tmp.keep();
+            eprintln!("seed {seed}: {}", p.display());
+            (None, p)
+        } else {
+            let p = tmp.path().to_path_buf();
+            (Some(tmp), p)
+        };
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let n = 2 + rng.below(3) as usize;
+        let layers: Vec<PathBuf> = (0..n).map(|i| root.join(format!("l{i}"))).collect();
+        // Bottom layer first: each layer knows what lies below it.
+        for (i, l) in layers.iter().enumerate().rev() {
+            std::fs::create_dir(l).unwrap();
+            random_tree(&mut rng, l, Path::new(""), &layers[i + 1..], 0);
+        }
+        let lowerdir = layers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let (kernel, ours) = (root.join("kernel"), root.join("ours"));
+        std::fs::create_dir(&kernel).unwrap();
+        std::fs::create_dir(&ours).unwrap();
+        nix::mount::mount(
+            Some("overlay"),
+            &kernel,
+            Some("overlay"),
+            nix::mount::MsFlags::MS_RDONLY,
+            Some(format!("lowerdir={lowerdir}").as_str()),
+        )
+        .unwrap();
+        let _k = Mounted(kernel.clone());
+        let status = Command::new(bin("berth-unionfs"))
+            .arg("-o")
+            .arg(format!("lowerdir={lowerdir}"))
+            .arg(&ours)
+            .status()
+            .unwrap();
+        assert!(status.success(), "seed {seed}: berth-unionfs failed to mount");
+        let _o = Mounted(ours.clone());
+        let (a, b) = (snapshot(&kernel, seed), snapshot(&ours, seed));
+        for (path, desc) in &a {
+            assert_eq!(b.get(path), Some(desc), "seed {seed}: {} differs (kernel: {desc})", path.display());
+        }
+        assert_eq!(
+            a.len(),
+            b.len(),
+            "seed {seed}: extra entries in berth-unionfs: {:?}",
+            b.keys().filter(|k| !a.contains_key(*k)).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn mount_program_command_line_and_unmount() {
+    if !require_root("mount_program_command_line_and_unmount") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (l1, l2, mnt) = (dir.path().join("l1"), dir.path().join("l2"), dir.path().join("mnt"));
+    for d in [&l1, &l2, &mnt] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(l2.join("f"), "lower").unwrap();
+    let o = Command::new(bin("berth-unionfs"))
+        .arg("-o")
+        .arg(format!("lowerdir={}:{}", l1.display(), dir.path().join("missing").display()))
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing"), "{o:?}");
+    let o = Command::new(bin("berth-unionfs")).arg(&mnt).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("lowerdir"), "{o:?}");
+
+    // The form mount(8) uses for a fuse.berth-unionfs helper: SOURCE MOUNTPOINT -o OPTIONS.
+    let status = Command::new(bin("berth-unionfs"))
+        .arg("berth")
+        .arg(&mnt)
+        .arg("-o")
+        .arg(format!("rw,lowerdir={}:{}", l1.display(), l2.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _m = Mounted(mnt.clone());
+    assert_eq!(std::fs::read_to_string(mnt.join("f")).unwrap(), "lower");
+    let err = std::fs::write(mnt.join("new"), "x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "writes are refused until copy-up lands");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo.lines().find(|l| l.split(' ').nth(4) == mnt.to_str()).expect("mounted");
+    assert!(
+        line.contains(" - fuse") && line.contains(" berth-unionfs "),
+        "a FUSE mount named berth-unionfs: {line}"
+    );
+    let status = Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap();
+    assert!(status.success(), "fusermount3 -u unmounts");
+    assert!(!mnt.join("f").exists());
+}
