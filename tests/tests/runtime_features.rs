@@ -526,3 +526,22 @@ fn later_commands_use_the_config_the_container_was_created_with() {
     );
     rt.ok(&["delete", "--force", &id]);
 }
+
+#[test]
+fn a_start_that_dies_after_connecting_still_shows_running() {
+    if !require_root("a_start_that_dies_after_connecting_still_shows_running") {
+        return;
+    }
+    let rt = Runtime::berth();
+    let b = bundle(&["sleep", "1000"]);
+    let id = unique_name("halfstart");
+    rt.ok(&["create", "--bundle", b.path().to_str().unwrap(), &id]);
+    // Do what `start` does up to its connect, then "die": the socket stays.
+    let mut conn = std::os::unix::net::UnixStream::connect(rt.root().join(&id).join("start.sock")).unwrap();
+    let mut rest = Vec::new();
+    conn.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "exec succeeded");
+    assert!(rt.root().join(&id).join("start.sock").exists());
+    assert_eq!(rt.status(&id), "running");
+    rt.ok(&["delete", "--force", &id]);
+}

@@ -196,6 +196,7 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
         annotations: spec.annotations().clone().unwrap_or_default(),
         cgroup_path: cgroup_path.clone(),
         user_namespace,
+        init_exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok(),
     };
     loop {
         let msg = ours.recv().map_err(|e| RuntimeError::io("sync with container init", "", e))?;

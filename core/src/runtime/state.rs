@@ -39,6 +39,10 @@ pub struct ContainerState {
     /// Whether the container has its own user namespace (exec must join it).
     #[serde(default)]
     pub user_namespace: bool,
+    /// What /proc/PID/exe of the init named while it waited for start; a
+    /// different target means it has exec'd the container's process.
+    #[serde(default)]
+    pub init_exe: Option<PathBuf>,
 }
 
 /// The live status of a container, as runc reports it.
@@ -202,7 +206,13 @@ impl ContainerState {
         ) {
             return Status::Paused;
         }
-        if dir.join(START_SOCKET).exists() {
+        // The start socket outlives a `start` that died after connecting: the
+        // init's exe tells whether it has exec'd since.
+        let waiting = self
+            .init_exe
+            .as_ref()
+            .is_none_or(|exe| std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok().as_ref() == Some(exe));
+        if dir.join(START_SOCKET).exists() && waiting {
             return Status::Created;
         }
         Status::Running
@@ -290,6 +300,7 @@ mod tests {
             annotations: HashMap::new(),
             cgroup_path: "/x".into(),
             user_namespace: false,
+            init_exe: None,
         };
         root.save(&st).unwrap();
         assert_eq!(root.load("x").unwrap().bundle, PathBuf::from("/b"));
