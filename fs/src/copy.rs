@@ -59,12 +59,14 @@ fn copy_children(from: &Path, to: &Path, links: &mut HashMap<(u64, u64), PathBuf
 }
 
 /// Owner, xattrs, mode (after the owner: chown clears set-id bits) and
-/// times of `src` onto `dst`.
+/// times of `src` onto `dst`. overlayfs' own xattrs are not copied: an
+/// opaque mark belongs to the layer it is in, and a copy (a copy-up, a
+/// `vfs` layer) is a new place where it means something else.
 pub fn copy_metadata(src: &Path, dst: &Path, meta: &std::fs::Metadata) -> io::Result<()> {
     std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;
     match xattr::list(src) {
         Ok(names) => {
-            for name in names {
+            for name in names.filter(|n| !n.to_string_lossy().starts_with(crate::layer::whiteout::OVERLAY_XATTR_PREFIX)) {
                 if let Some(value) = xattr::get(src, &name)? {
                     xattr::set(dst, &name, &value)?;
                 }

@@ -14,6 +14,7 @@ use fuser::{Config, MountOption, Session, SessionACL};
 struct Args {
     lowers: Vec<PathBuf>,
     upper: Option<PathBuf>,
+    work: Option<PathBuf>,
     mountpoint: PathBuf,
     foreground: bool,
 }
@@ -34,13 +35,12 @@ fn parse() -> Result<Args, String> {
         }
     }
     let mountpoint = positional.pop().ok_or("missing MOUNTPOINT")?;
-    let (mut lowers, mut upper) = (Vec::new(), None);
+    let (mut lowers, mut upper, mut work) = (Vec::new(), None, None);
     for o in opts.iter().flat_map(|o| o.split(',')) {
         match o.split_once('=') {
             Some(("lowerdir", v)) => lowers = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
             Some(("upperdir", v)) => upper = Some(PathBuf::from(v)),
-            // Accepted for compatibility; the work directory is used once writes land.
-            Some(("workdir", _)) => {}
+            Some(("workdir", v)) => work = Some(PathBuf::from(v)),
             // Generic mount options mount(8) passes along are accepted.
             _ => {}
         }
@@ -48,7 +48,10 @@ fn parse() -> Result<Args, String> {
     if lowers.is_empty() {
         return Err("lowerdir= is required".into());
     }
-    for d in lowers.iter().chain(upper.iter()) {
+    if upper.is_some() != work.is_some() {
+        return Err("upperdir= and workdir= go together".into());
+    }
+    for d in lowers.iter().chain(upper.iter()).chain(work.iter()) {
         if !d.is_dir() {
             return Err(format!("{} is not a directory", d.display()));
         }
@@ -56,6 +59,7 @@ fn parse() -> Result<Args, String> {
     Ok(Args {
         lowers,
         upper,
+        work,
         mountpoint,
         foreground,
     })
@@ -69,19 +73,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut layers: Vec<PathBuf> = args.upper.iter().cloned().collect();
-    layers.extend(args.lowers.iter().cloned());
+    let upper = args.upper.clone().zip(args.work.clone());
+    let read_only = upper.is_none();
+    let make_fs = || UnionFs::with_upper(upper.clone(), args.lowers.clone());
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("berth-unionfs".into()),
         MountOption::Subtype("berth-unionfs".into()),
         MountOption::DefaultPermissions,
-        MountOption::RO,
     ];
+    if read_only {
+        config.mount_options.push(MountOption::RO);
+    }
     config.acl = SessionACL::All;
     config.n_threads = Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     if args.foreground {
-        return match Session::new(UnionFs::new(layers), &args.mountpoint, &config).and_then(|s| s.run()) {
+        return match Session::new(make_fs(), &args.mountpoint, &config).and_then(|s| s.run()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("berth-unionfs: {}: {e}", args.mountpoint.display());
@@ -107,7 +114,7 @@ fn main() -> ExitCode {
         0 => {
             drop(rd);
             let _ = nix::unistd::setsid();
-            match Session::new(UnionFs::new(layers), &args.mountpoint, &config) {
+            match Session::new(make_fs(), &args.mountpoint, &config) {
                 Ok(session) => {
                     let _ = wr.write_all(b"ok");
                     drop(wr);

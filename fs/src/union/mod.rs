@@ -1,12 +1,17 @@
 //! berth-unionfs: a FUSE union filesystem over image layers, in kernel
 //! overlayfs' on-disk format.
 //!
-//! This first stage serves a read-only merged view of its layers
-//! (lookup through the layers, merged readdir hiding whiteouts, reads,
-//! symlinks, xattrs, statfs) with inode numbers stable for the life of the
-//! mount. Writes (copy-up into the upper directory) come next; until then
-//! every change is refused with EROFS.
+//! It serves the merged view of its layers (lookup through the layers,
+//! merged readdir hiding whiteouts, reads, symlinks, xattrs, statfs) with
+//! inode numbers stable for the life of the mount. With an upper
+//! directory, changes go there: files and directories are copied up first
+//! ([`copy_up`]), deletions leave whiteouts (0:0 character devices, or
+//! `.wh.` files where device nodes cannot be made), a directory made over a
+//! deleted one is opaque. Renaming a directory that lives in a lower layer
+//! fails with EXDEV, as kernel overlayfs does without redirect_dir; `mv`
+//! then copies. Without an upper every change is refused with EROFS.
 
+pub mod copy_up;
 pub mod layers;
 
 use std::collections::HashMap;
@@ -53,9 +58,18 @@ impl Inodes {
     }
 }
 
+/// Whether `m` is an overlayfs whiteout.
+pub(crate) fn is_whiteout_meta(m: &std::fs::Metadata) -> bool {
+    crate::layer::whiteout::is_whiteout(m)
+}
+
 /// The union filesystem.
 pub struct UnionFs {
     layers: Layers,
+    /// The same stack without the upper: what a deletion must hide.
+    lowers: Layers,
+    upper: Option<copy_up::Upper>,
+    whiteouts: crate::layer::whiteout::WhiteoutFormat,
     inodes: RwLock<Inodes>,
     files: Mutex<HashMap<u64, std::fs::File>>,
     next_fh: std::sync::atomic::AtomicU64,
@@ -94,15 +108,136 @@ fn attr(ino: u64, m: &std::fs::Metadata) -> FileAttr {
 }
 
 impl UnionFs {
-    /// A union of `layers`, topmost first.
-    pub fn new(layers: Vec<PathBuf>) -> UnionFs {
+    /// A read-only union of `lowers`, topmost first.
+    pub fn new(lowers: Vec<PathBuf>) -> UnionFs {
+        Self::with_upper(None, lowers)
+    }
+
+    /// A union with `upper` (the upper directory and its work directory)
+    /// over `lowers`, topmost first.
+    pub fn with_upper(upper: Option<(PathBuf, PathBuf)>, lowers: Vec<PathBuf>) -> UnionFs {
         let mut inodes = Inodes::default();
         inodes.ino(Path::new(""));
+        let mut dirs = Vec::new();
+        let whiteouts = match &upper {
+            Some((u, _)) => crate::layer::whiteout::WhiteoutFormat::detect(u),
+            None => crate::layer::whiteout::WhiteoutFormat::Files,
+        };
+        if let Some((u, _)) = &upper {
+            dirs.push(u.clone());
+        }
+        dirs.extend(lowers);
+        let lower_dirs = if upper.is_some() { dirs[1..].to_vec() } else { dirs.clone() };
         UnionFs {
-            layers: Layers::new(layers),
+            lowers: Layers::new(lower_dirs),
+            layers: Layers::new(dirs),
+            upper: upper.map(|(u, w)| copy_up::Upper::new(u, w)),
+            whiteouts,
             inodes: RwLock::new(inodes),
             files: Mutex::new(HashMap::new()),
             next_fh: 1.into(),
+        }
+    }
+
+    /// Whether `rel` is visible in the lower layers alone.
+    fn in_lower(&self, rel: &Path) -> bool {
+        self.upper.is_some() && matches!(self.lowers.find(rel), Ok(Some(_)))
+    }
+
+    fn upper(&self) -> Result<&copy_up::Upper, Errno> {
+        self.upper.as_ref().ok_or(Errno::EROFS)
+    }
+
+    /// The upper path of `rel` after copying it (and its parents) up.
+    fn copied_up(&self, rel: &Path) -> Result<PathBuf, Errno> {
+        let up = self.upper()?;
+        up.copy_up(&self.layers, rel).map_err(Errno::from)?;
+        Ok(up.dir.join(rel))
+    }
+
+    fn wh_file(dir: &Path, name: &OsStr) -> PathBuf {
+        let mut n = std::ffi::OsString::from(crate::layer::whiteout::WHITEOUT_PREFIX);
+        n.push(name);
+        dir.join(n)
+    }
+
+    /// Prepares `parent/name` for a new entry: the parent is copied up and a
+    /// whiteout at the name removed. Returns the upper path and whether the
+    /// name hides something in a lower layer (a new directory must then be
+    /// opaque).
+    fn make_room(&self, parent: &Path, name: &OsStr) -> Result<(PathBuf, bool), Errno> {
+        let rel = parent.join(name);
+        if self.layers.find(&rel).map_err(Errno::from)?.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        let dir = self.copied_up(parent)?;
+        let path = dir.join(name);
+        if path.symlink_metadata().is_ok_and(|m| is_whiteout_meta(&m)) {
+            std::fs::remove_file(&path).map_err(Errno::from)?;
+        }
+        let wh = Self::wh_file(&dir, name);
+        if wh.symlink_metadata().is_ok() {
+            std::fs::remove_file(&wh).map_err(Errno::from)?;
+        }
+        Ok((path, self.in_lower(&rel)))
+    }
+
+    /// Hides `rel` (already gone from the upper) from the lower layers.
+    fn whiteout(&self, rel: &Path) -> Result<(), Errno> {
+        let up = self.upper()?;
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(Errno::EINVAL);
+        };
+        if !self.in_lower(rel) {
+            return Ok(());
+        }
+        let dir = up.dir.join(parent);
+        match self.whiteouts {
+            crate::layer::whiteout::WhiteoutFormat::Overlay => crate::layer::whiteout::make_whiteout(&dir.join(name)).map_err(Errno::from),
+            _ => std::fs::File::create(Self::wh_file(&dir, name)).map(drop).map_err(Errno::from),
+        }
+    }
+
+    /// Gives a new entry the caller's ownership.
+    fn own(path: &Path, req: &Request) -> Result<(), Errno> {
+        std::os::unix::fs::lchown(path, Some(req.uid()), Some(req.gid())).map_err(Errno::from)
+    }
+
+    fn entry_for(&self, rel: &Path) -> Result<FileAttr, Errno> {
+        let f = self.found(rel)?;
+        Ok(attr(self.ino_of(rel), &f.meta))
+    }
+
+    /// Moves the inode numbers of `from` and everything below it to `to`.
+    fn renamed(&self, from: &Path, to: &Path) {
+        let mut inodes = self.inodes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = inodes.by_path.remove(to) {
+            inodes.paths.remove(&old);
+        }
+        let moved: Vec<(PathBuf, u64)> = inodes
+            .by_path
+            .iter()
+            .filter(|(p, _)| p.starts_with(from))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        for (p, ino) in moved {
+            // Joining an empty remainder would add a trailing slash.
+            let rest = p.strip_prefix(from).unwrap_or(Path::new(""));
+            let new = if rest.as_os_str().is_empty() {
+                to.to_path_buf()
+            } else {
+                to.join(rest)
+            };
+            inodes.by_path.remove(&p);
+            inodes.by_path.insert(new.clone(), ino);
+            inodes.paths.insert(ino, new);
+        }
+    }
+
+    fn forget_path(&self, rel: &Path) {
+        let mut inodes = self.inodes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(ino) = inodes.by_path.remove(rel) {
+            inodes.paths.remove(&ino);
         }
     }
 
@@ -157,19 +292,309 @@ impl Filesystem for UnionFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if flags.0 & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC) != 0 {
-            return reply.error(Errno::EROFS);
-        }
         let Some(rel) = self.path_of(ino) else {
             return reply.error(Errno::ENOENT);
         };
-        match self.found(&rel).and_then(|f| std::fs::File::open(&f.path).map_err(Errno::from)) {
+        let writing = flags.0 & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND) != 0;
+        let opened = if writing {
+            self.copied_up(&rel).and_then(|p| {
+                let mut o = std::fs::OpenOptions::new();
+                o.read(flags.0 & libc::O_ACCMODE != libc::O_WRONLY)
+                    .write(true)
+                    .truncate(flags.0 & libc::O_TRUNC != 0);
+                std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, flags.0 & (libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC));
+                o.open(p).map_err(Errno::from)
+            })
+        } else {
+            self.found(&rel).and_then(|f| std::fs::File::open(&f.path).map_err(Errno::from))
+        };
+        match opened {
             Ok(file) => {
                 let fh = self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, file);
-                // Lower files never change: the page cache may keep them.
-                reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+                // Without an upper nothing changes: the page cache may keep files.
+                let keep = if self.upper.is_none() {
+                    FopenFlags::FOPEN_KEEP_CACHE
+                } else {
+                    FopenFlags::empty()
+                };
+                reply.opened(FileHandle(fh), keep);
             }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = files.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        match file.write_all_at(data, offset) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(e.into()),
+        }
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = files.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        match if datasync { file.sync_data() } else { file.sync_all() } {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e.into()),
+        }
+    }
+
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: fuser::ReplyCreate) {
+        let Some(dir) = self.path_of(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(name);
+        let made = self.make_room(&dir, name).and_then(|(path, _)| {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(flags & libc::O_ACCMODE != libc::O_WRONLY).write(true).create_new(true);
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode & !umask & 0o7777);
+            let f = o.open(&path).map_err(Errno::from)?;
+            Self::own(&path, req)?;
+            Ok(f)
+        });
+        match made.and_then(|f| Ok((f, self.entry_for(&rel)?))) {
+            Ok((file, a)) => {
+                let fh = self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, file);
+                reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let Some(dir) = self.path_of(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(name);
+        let made = self.make_room(&dir, name).and_then(|(path, hides_lower)| {
+            let up = self.upper()?;
+            // Built in the work directory, marked opaque there, then moved in.
+            let tmp = up.work.join(format!(
+                "mkdir-{}-{}",
+                std::process::id(),
+                self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ));
+            std::fs::create_dir(&tmp).map_err(Errno::from)?;
+            let r = (|| {
+                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode & !umask & 0o7777))
+                    .map_err(Errno::from)?;
+                Self::own(&tmp, req)?;
+                if hides_lower {
+                    match self.whiteouts {
+                        crate::layer::whiteout::WhiteoutFormat::Overlay => {
+                            xattr::set(&tmp, crate::layer::whiteout::OVERLAY_OPAQUE_XATTR, b"y").map_err(Errno::from)?
+                        }
+                        _ => drop(std::fs::File::create(tmp.join(crate::layer::whiteout::OPAQUE_MARKER)).map_err(Errno::from)?),
+                    }
+                }
+                std::fs::rename(&tmp, &path).map_err(Errno::from)
+            })();
+            if r.is_err() {
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            r
+        });
+        match made.and_then(|_| self.entry_for(&rel)) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
+        let Some(dir) = self.path_of(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(link_name);
+        let made = self.make_room(&dir, link_name).and_then(|(path, _)| {
+            std::os::unix::fs::symlink(target, &path).map_err(Errno::from)?;
+            Self::own(&path, req)
+        });
+        match made.and_then(|_| self.entry_for(&rel)) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(dir) = self.path_of(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(name);
+        let r = (|| {
+            if self.found(&rel)?.meta.is_dir() {
+                return Err(Errno::EISDIR);
+            }
+            let updir = self.copied_up(&dir)?;
+            match std::fs::remove_file(updir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            self.whiteout(&rel)
+        })();
+        match r {
+            Ok(()) => {
+                self.forget_path(&rel);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let Some(dir) = self.path_of(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(name);
+        let r = (|| {
+            if !self.found(&rel)?.meta.is_dir() {
+                return Err(Errno::ENOTDIR);
+            }
+            if !self.layers.list(&rel).map_err(Errno::from)?.is_empty() {
+                return Err(Errno::ENOTEMPTY);
+            }
+            let updir = self.copied_up(&dir)?;
+            // The upper copy holds at most whiteouts now.
+            match std::fs::remove_dir_all(updir.join(name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+            self.whiteout(&rel)
+        })();
+        match r {
+            Ok(()) => {
+                self.forget_path(&rel);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (Some(dir), Some(newdir)) = (self.path_of(parent), self.path_of(newparent)) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let (from, to) = (dir.join(name), newdir.join(newname));
+        let r = (|| {
+            if flags.bits() != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let src = self.found(&from)?;
+            if src.meta.is_dir() && self.in_lower(&from) {
+                // No redirects: a merged or lower directory cannot move.
+                return Err(Errno::EXDEV);
+            }
+            if let Some(dst) = self.layers.find(&to).map_err(Errno::from)? {
+                if dst.meta.is_dir() != src.meta.is_dir() {
+                    return Err(if dst.meta.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
+                }
+                if dst.meta.is_dir() && !self.layers.list(&to).map_err(Errno::from)?.is_empty() {
+                    return Err(Errno::ENOTEMPTY);
+                }
+            }
+            let src_path = self.copied_up(&from)?;
+            let dst_dir = self.copied_up(&newdir)?;
+            let dst_path = dst_dir.join(newname);
+            if dst_path.symlink_metadata().is_ok_and(|m| is_whiteout_meta(&m) || m.is_dir()) {
+                let _ = std::fs::remove_dir_all(&dst_path).or_else(|_| std::fs::remove_file(&dst_path));
+            }
+            let _ = std::fs::remove_file(Self::wh_file(&dst_dir, newname));
+            std::fs::rename(&src_path, &dst_path).map_err(Errno::from)?;
+            // A directory landing where lower layers hold the name must hide them.
+            if src.meta.is_dir() && self.in_lower(&to) {
+                xattr::set(&dst_path, crate::layer::whiteout::OVERLAY_OPAQUE_XATTR, b"y").map_err(Errno::from)?;
+            }
+            self.whiteout(&from)
+        })();
+        match r {
+            Ok(()) => {
+                self.renamed(&from, &to);
+                reply.ok()
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<fuser::TimeOrNow>,
+        mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let Some(rel) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let r = (|| {
+            let path = self.copied_up(&rel)?;
+            if uid.is_some() || gid.is_some() {
+                std::os::unix::fs::lchown(&path, uid, gid).map_err(Errno::from)?;
+            }
+            if let Some(m) = mode {
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(m & 0o7777)).map_err(Errno::from)?;
+            }
+            if let Some(s) = size {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_len(s))
+                    .map_err(Errno::from)?;
+            }
+            if atime.is_some() || mtime.is_some() {
+                let ts = |t: Option<fuser::TimeOrNow>| match t {
+                    None => nix::sys::time::TimeSpec::new(0, libc::UTIME_OMIT),
+                    Some(fuser::TimeOrNow::Now) => nix::sys::time::TimeSpec::new(0, libc::UTIME_NOW),
+                    Some(fuser::TimeOrNow::SpecificTime(t)) => {
+                        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+                        nix::sys::time::TimeSpec::new(d.as_secs() as i64, d.subsec_nanos() as i64)
+                    }
+                };
+                nix::sys::stat::utimensat(None, &path, &ts(atime), &ts(mtime), nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+                    .map_err(|e| Errno::from_i32(e as i32))?;
+            }
+            let m = path.symlink_metadata().map_err(Errno::from)?;
+            Ok(attr(ino.0, &m))
+        })();
+        match r {
+            Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
     }
