@@ -266,7 +266,7 @@ fn random_change(rng: &mut Rng, root: &Path, visible: &[PathBuf]) -> String {
     let target = pick(rng);
     let p = root.join(&target);
     let value = rng.below(1000);
-    let op = rng.below(9);
+    let op = rng.below(11);
     let r: std::io::Result<()> = match op {
         0 => std::fs::write(&p, format!("w{value}")),
         1 => std::fs::OpenOptions::new()
@@ -289,7 +289,9 @@ fn random_change(rng: &mut Rng, root: &Path, visible: &[PathBuf]) -> String {
             std::os::unix::fs::PermissionsExt::from_mode([0o600, 0o644, 0o755][(value % 3) as usize]),
         ),
         7 => std::fs::OpenOptions::new().write(true).open(&p).and_then(|f| f.set_len(value % 7)),
-        _ => std::os::unix::fs::symlink(format!("t{value}"), &p),
+        8 => std::os::unix::fs::symlink(format!("t{value}"), &p),
+        9 => std::fs::hard_link(&p, root.join(pick(rng).with_file_name(format!("h{}", value % 3)))),
+        _ => xattr::set(&p, "user.tag", format!("{value}").as_bytes()),
     };
     let result = match r {
         Ok(()) => "ok".to_string(),

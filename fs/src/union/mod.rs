@@ -434,6 +434,95 @@ impl Filesystem for UnionFs {
         }
     }
 
+    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+        let Some(dir) = self.path_of(parent) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(name);
+        let made = self.make_room(&dir, name).and_then(|(path, _)| {
+            let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & libc::S_IFMT);
+            let perm = nix::sys::stat::Mode::from_bits_truncate(mode & !umask & 0o7777);
+            nix::sys::stat::mknod(&path, kind, perm, rdev as libc::dev_t).map_err(|e| Errno::from_i32(e as i32))?;
+            Self::own(&path, req)
+        });
+        match made.and_then(|_| self.entry_for(&rel)) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        let (Some(src), Some(dir)) = (self.path_of(ino), self.path_of(newparent)) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let rel = dir.join(newname);
+        let made = self.copied_up(&src).and_then(|from| {
+            let (path, _) = self.make_room(&dir, newname)?;
+            std::fs::hard_link(from, path).map_err(Errno::from)
+        });
+        match made.and_then(|_| self.entry_for(&rel)) {
+            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+        if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
+            return reply.error(Errno::EPERM);
+        }
+        let Some(rel) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let r = self.copied_up(&rel).and_then(|p| {
+            let exists = xattr::get(&p, name).map_err(Errno::from)?.is_some();
+            if flags & libc::XATTR_CREATE != 0 && exists {
+                return Err(Errno::EEXIST);
+            }
+            if flags & libc::XATTR_REPLACE != 0 && !exists {
+                return Err(Errno::NO_XATTR);
+            }
+            xattr::set(&p, name, value).map_err(Errno::from)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
+            return reply.error(Errno::EPERM);
+        }
+        let Some(rel) = self.path_of(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.copied_up(&rel).and_then(|p| xattr::remove(&p, name).map_err(Errno::from)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
+        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(file) = files.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        // SAFETY: fallocate on an fd we hold open; integer arguments only.
+        let r = unsafe {
+            libc::fallocate(
+                std::os::fd::AsRawFd::as_raw_fd(file),
+                mode,
+                offset as libc::off_t,
+                length as libc::off_t,
+            )
+        };
+        if r == 0 {
+            reply.ok()
+        } else {
+            reply.error(std::io::Error::last_os_error().into())
+        }
+    }
+
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let Some(dir) = self.path_of(parent) else {
             return reply.error(Errno::ENOENT);
