@@ -372,3 +372,85 @@ fn random_changes_match_kernel_overlayfs() {
         );
     }
 }
+
+/// The pid of the berth-unionfs serving `mnt`, from /proc.
+fn daemon_pid(mnt: &Path) -> Option<i32> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.first().is_some_and(|a| a.ends_with(b"berth-unionfs")) && args.iter().any(|a| *a == mnt.as_os_str().as_encoded_bytes()) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[test]
+fn kill_9_during_copy_up_loses_nothing() {
+    if !require_root("kill_9_during_copy_up_loses_nothing") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (l, u, w, m) = (
+        dir.path().join("l"),
+        dir.path().join("u"),
+        dir.path().join("w"),
+        dir.path().join("m"),
+    );
+    for d in [&l, &u, &w, &m] {
+        std::fs::create_dir(d).unwrap();
+    }
+    // Big enough that the copy-up is still running when the kill lands.
+    let big: Vec<u8> = (0..64u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    std::fs::write(l.join("big"), &big).unwrap();
+    std::fs::write(l.join("small"), "small").unwrap();
+    let opts = format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display());
+    for round in 0..3 {
+        assert!(Command::new(bin("berth-unionfs"))
+            .arg("-o")
+            .arg(&opts)
+            .arg(&m)
+            .status()
+            .unwrap()
+            .success());
+        let pid = daemon_pid(&m).expect("daemon running");
+        let mp = m.clone();
+        let writer = std::thread::spawn(move || {
+            // Opening for append starts the copy-up; the kill interrupts it.
+            let _ = std::fs::OpenOptions::new()
+                .append(true)
+                .open(mp.join("big"))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, b"tail"));
+        });
+        std::thread::sleep(std::time::Duration::from_millis(5 + 20 * round));
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = writer.join();
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        // The upper holds either nothing of big or a complete copy.
+        if let Ok(copied) = std::fs::read(u.join("big")) {
+            assert!(
+                copied == big || copied[..big.len()] == big[..],
+                "round {round}: a half-copied file is visible in the upper"
+            );
+        }
+        assert_eq!(std::fs::read(l.join("big")).unwrap(), big, "the lower is never touched");
+    }
+    // After a clean remount the leftovers in the work directory are gone
+    // and the file reads whole.
+    assert!(Command::new(bin("berth-unionfs"))
+        .arg("-o")
+        .arg(&opts)
+        .arg(&m)
+        .status()
+        .unwrap()
+        .success());
+    let _mounted = Mounted(m.clone());
+    let seen = std::fs::read(m.join("big")).unwrap();
+    assert_eq!(&seen[..big.len()], &big[..]);
+    assert_eq!(std::fs::read_to_string(m.join("small")).unwrap(), "small");
+    assert_eq!(std::fs::read_dir(&w).unwrap().count(), 0, "work directory cleaned at mount");
+}

@@ -74,6 +74,12 @@ fn main() -> ExitCode {
         }
     };
     let upper = args.upper.clone().zip(args.work.clone());
+    if let Some((u, w)) = &upper {
+        if let Err(e) = berth_fs::union::copy_up::Upper::new(u.clone(), w.clone()).clean_work() {
+            eprintln!("berth-unionfs: clean work directory {}: {e}", w.display());
+            return ExitCode::FAILURE;
+        }
+    }
     let read_only = upper.is_none();
     let make_fs = || UnionFs::with_upper(upper.clone(), args.lowers.clone());
     let mut config = Config::default();

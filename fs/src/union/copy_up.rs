@@ -27,6 +27,20 @@ impl Upper {
         }
     }
 
+    /// Removes what an interrupted copy-up or mkdir left in the work
+    /// directory (called before mounting: nothing there is ever visible).
+    pub fn clean_work(&self) -> io::Result<()> {
+        for e in std::fs::read_dir(&self.work)? {
+            let p = e?.path();
+            if p.symlink_metadata()?.is_dir() {
+                std::fs::remove_dir_all(&p)?;
+            } else {
+                std::fs::remove_file(&p)?;
+            }
+        }
+        Ok(())
+    }
+
     fn scratch(&self) -> PathBuf {
         self.work.join(format!(
             "copyup-{}-{}",
