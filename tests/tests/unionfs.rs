@@ -381,7 +381,7 @@ fn daemon_pid(mnt: &Path) -> Option<i32> {
         };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.first().is_some_and(|a| a.ends_with(b"berth-unionfs")) && args.iter().any(|a| *a == mnt.as_os_str().as_encoded_bytes()) {
+        if args.first().is_some_and(|a| a.ends_with(b"berth-unionfs")) && args.contains(&mnt.as_os_str().as_encoded_bytes()) {
             return Some(pid);
         }
     }
