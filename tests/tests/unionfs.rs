@@ -64,6 +64,17 @@ fn random_tree(rng: &mut Rng, root: &Path, rel: &Path, lowers: &[PathBuf], depth
     }
 }
 
+/// Makes `n` random layers `root/l0` (top) .. `root/l{n-1}`, bottom first so
+/// each layer knows what lies below it; returns them as a lowerdir= list.
+fn random_stack(rng: &mut Rng, root: &Path, n: usize) -> String {
+    let layers: Vec<PathBuf> = (0..n).map(|i| root.join(format!("l{i}"))).collect();
+    for (i, l) in layers.iter().enumerate().rev() {
+        std::fs::create_dir(l).unwrap();
+        random_tree(rng, l, Path::new(""), &layers[i + 1..], 0);
+    }
+    layers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
+}
+
 /// The lower layers in which directory `rel` continues the merge: down to
 /// the first layer where it is opaque, or hidden by a whiteout or a
 /// non-directory.
@@ -138,13 +149,7 @@ fn random_stacks_match_kernel_overlayfs() {
         };
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let n = 2 + rng.below(3) as usize;
-        let layers: Vec<PathBuf> = (0..n).map(|i| root.join(format!("l{i}"))).collect();
-        // Bottom layer first: each layer knows what lies below it.
-        for (i, l) in layers.iter().enumerate().rev() {
-            std::fs::create_dir(l).unwrap();
-            random_tree(&mut rng, l, Path::new(""), &layers[i + 1..], 0);
-        }
-        let lowerdir = layers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let lowerdir = random_stack(&mut rng, &root, n);
         let (kernel, ours) = (root.join("kernel"), root.join("ours"));
         std::fs::create_dir(&kernel).unwrap();
         std::fs::create_dir(&ours).unwrap();
@@ -311,12 +316,7 @@ fn random_changes_match_kernel_overlayfs() {
         let root = tmp.path().to_path_buf();
         let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let n = 1 + rng.below(3) as usize;
-        let layers: Vec<PathBuf> = (0..n).map(|i| root.join(format!("l{i}"))).collect();
-        for (i, l) in layers.iter().enumerate().rev() {
-            std::fs::create_dir(l).unwrap();
-            random_tree(&mut rng, l, Path::new(""), &layers[i + 1..], 0);
-        }
-        let lowerdir = layers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let lowerdir = random_stack(&mut rng, &root, n);
         for d in ["ku", "kw", "k", "bu", "bw", "b"] {
             std::fs::create_dir(root.join(d)).unwrap();
         }

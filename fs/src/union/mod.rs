@@ -234,6 +234,34 @@ impl UnionFs {
         }
     }
 
+    /// unlink (`dir` false) or rmdir (`dir` true): the upper entry goes,
+    /// and a whiteout hides what the lower layers hold under the name.
+    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool) -> Result<(), Errno> {
+        let parent_rel = self.path_of(parent).ok_or(Errno::ENOENT)?;
+        let rel = parent_rel.join(name);
+        let is_dir = self.found(&rel)?.meta.is_dir();
+        if is_dir != dir {
+            return Err(if dir { Errno::ENOTDIR } else { Errno::EISDIR });
+        }
+        if dir && !self.layers.list(&rel).map_err(Errno::from)?.is_empty() {
+            return Err(Errno::ENOTEMPTY);
+        }
+        let target = self.copied_up(&parent_rel)?.join(name);
+        // An upper directory holds at most whiteouts by now.
+        let removed = if dir {
+            std::fs::remove_dir_all(&target)
+        } else {
+            std::fs::remove_file(&target)
+        };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        self.whiteout(&rel)?;
+        self.forget_path(&rel);
+        Ok(())
+    }
+
     fn forget_path(&self, rel: &Path) {
         let mut inodes = self.inodes.write().unwrap_or_else(|p| p.into_inner());
         if let Some(ino) = inodes.by_path.remove(rel) {
@@ -524,55 +552,15 @@ impl Filesystem for UnionFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(name);
-        let r = (|| {
-            if self.found(&rel)?.meta.is_dir() {
-                return Err(Errno::EISDIR);
-            }
-            let updir = self.copied_up(&dir)?;
-            match std::fs::remove_file(updir.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-            self.whiteout(&rel)
-        })();
-        match r {
-            Ok(()) => {
-                self.forget_path(&rel);
-                reply.ok()
-            }
+        match self.remove(parent, name, false) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(name);
-        let r = (|| {
-            if !self.found(&rel)?.meta.is_dir() {
-                return Err(Errno::ENOTDIR);
-            }
-            if !self.layers.list(&rel).map_err(Errno::from)?.is_empty() {
-                return Err(Errno::ENOTEMPTY);
-            }
-            let updir = self.copied_up(&dir)?;
-            // The upper copy holds at most whiteouts now.
-            match std::fs::remove_dir_all(updir.join(name)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-            self.whiteout(&rel)
-        })();
-        match r {
-            Ok(()) => {
-                self.forget_path(&rel);
-                reply.ok()
-            }
+        match self.remove(parent, name, true) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
