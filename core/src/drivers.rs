@@ -24,6 +24,7 @@ mod tests {
         assert!(r.network("host").is_ok());
         assert!(r.graph("overlay").is_ok());
         assert!(r.graph("vfs").is_ok());
+        assert!(r.graph("fuse-union").is_ok());
         assert!(dir.path().join("overlay").is_dir());
     }
 }

@@ -18,11 +18,26 @@ use std::sync::Arc;
 
 use berth_plugin::{Registry, Transport};
 
+/// The berth-unionfs program: beside the running binary when installed
+/// together, else found in PATH.
+pub fn unionfs_program() -> std::path::PathBuf {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("berth-unionfs")));
+    match beside {
+        Some(p) if p.is_file() => p,
+        _ => "berth-unionfs".into(),
+    }
+}
+
 /// Registers every built-in storage and volume driver, each keeping its
 /// data in a folder of its own name under `data_root`.
 pub fn register_builtin(registry: &mut Registry, data_root: &Path) -> berth_plugin::error::Result<()> {
     let overlay = graph::overlay::OverlayDriver::new(data_root.join(graph::overlay::NAME))?;
     registry.register_graph(graph::overlay::NAME, Arc::new(overlay), Transport::Builtin)?;
+    let unionfs = graph::overlay::Mounter::Fuse(unionfs_program());
+    let fuse = graph::overlay::OverlayDriver::with_mounter(data_root.join(graph::overlay::FUSE_NAME), unionfs)?;
+    registry.register_graph(graph::overlay::FUSE_NAME, Arc::new(fuse), Transport::Builtin)?;
     let vfs = graph::vfs::VfsDriver::new(data_root.join(graph::vfs::NAME))?;
     registry.register_graph(graph::vfs::NAME, Arc::new(vfs), Transport::Builtin)?;
     Ok(())

@@ -19,7 +19,21 @@ fn overlay_driver_stacks_layers_and_counts_mounts() {
         return;
     }
     let home = tempfile::tempdir().unwrap();
-    let d = OverlayDriver::new(home.path()).unwrap();
+    stacks_layers_and_counts_mounts(&OverlayDriver::new(home.path()).unwrap());
+}
+
+#[test]
+fn fuse_union_driver_stacks_layers_and_counts_mounts() {
+    if !require_root("fuse_union_driver_stacks_layers_and_counts_mounts") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let mounter = berth_fs::graph::overlay::Mounter::Fuse(berth_tests::bin("berth-unionfs"));
+    stacks_layers_and_counts_mounts(&OverlayDriver::with_mounter(home.path(), mounter).unwrap());
+}
+
+/// The graph-driver contract on real mounts, for either mounter.
+fn stacks_layers_and_counts_mounts(d: &OverlayDriver) {
     d.create(&req("base", "")).unwrap();
     std::fs::write(d.diff_dir("base").join("a"), "base a").unwrap();
     std::fs::write(d.diff_dir("base").join("b"), "base b").unwrap();

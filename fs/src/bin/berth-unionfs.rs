@@ -124,6 +124,14 @@ fn main() -> ExitCode {
                 Ok(session) => {
                     let _ = wr.write_all(b"ok");
                     drop(wr);
+                    // A daemon holds nobody's terminal or pipes: whoever
+                    // started us may be waiting for them to close.
+                    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                        for fd in 0..3 {
+                            // SAFETY: dup2 onto the standard descriptors from an open file.
+                            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+                        }
+                    }
                     match session.run() {
                         Ok(()) => ExitCode::SUCCESS,
                         Err(_) => ExitCode::FAILURE,

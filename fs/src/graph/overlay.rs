@@ -1,4 +1,6 @@
-//! The `overlay` graph driver: layers stacked by kernel overlayfs.
+//! The `overlay` and `fuse-union` graph drivers: layers stacked by kernel
+//! overlayfs or by berth-unionfs, on the same on-disk layout (an upper
+//! written by one mounts under the other).
 //!
 //! `<home>/<id>/diff` holds the layer's files, `<home>/<id>/lower` the
 //! diff directories of its parents (nearest first), and a mounted layer
@@ -19,9 +21,21 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// The name users give with `--storage-driver overlay`.
 pub const NAME: &str = "overlay";
+/// The name of the same layout mounted by berth-unionfs.
+pub const FUSE_NAME: &str = "fuse-union";
+
+/// What stacks the layers.
+#[derive(Debug, Clone)]
+pub enum Mounter {
+    /// Kernel overlayfs.
+    Kernel,
+    /// berth-unionfs, run from this program path.
+    Fuse(PathBuf),
+}
 
 pub struct OverlayDriver {
     home: PathBuf,
+    mounter: Mounter,
     /// Mount counts of the layers currently mounted.
     mounts: Mutex<HashMap<String, u32>>,
 }
@@ -29,10 +43,16 @@ pub struct OverlayDriver {
 impl OverlayDriver {
     /// A driver keeping its layers under `home`.
     pub fn new(home: impl Into<PathBuf>) -> Result<OverlayDriver> {
+        Self::with_mounter(home, Mounter::Kernel)
+    }
+
+    /// A driver whose layers are mounted by `mounter`.
+    pub fn with_mounter(home: impl Into<PathBuf>, mounter: Mounter) -> Result<OverlayDriver> {
         let home = home.into();
         std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
         Ok(OverlayDriver {
             home,
+            mounter,
             mounts: Mutex::new(HashMap::new()),
         })
     }
@@ -118,8 +138,26 @@ impl OverlayDriver {
             all.extend(lowers);
             format!("lowerdir={}", lower_list(&all))
         };
-        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
-            .map_err(|e| DriverError::io("mount overlay", &merged, e.into()))?;
+        match &self.mounter {
+            Mounter::Kernel => mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
+                .map_err(|e| DriverError::io("mount overlay", &merged, e.into()))?,
+            Mounter::Fuse(program) => {
+                let out = std::process::Command::new(program)
+                    .arg("-o")
+                    .arg(&data)
+                    .arg(&merged)
+                    .output()
+                    .map_err(|e| DriverError::io("run", program, e))?;
+                if !out.status.success() {
+                    return Err(DriverError::Driver(format!(
+                        "{} {}: {}",
+                        program.display(),
+                        merged.display(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
+            }
+        }
         Ok(merged)
     }
 }
