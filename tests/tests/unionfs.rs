@@ -436,3 +436,37 @@ fn kill_9_during_copy_up_loses_nothing() {
     assert_eq!(std::fs::read_to_string(m.join("small")).unwrap(), "small");
     assert_eq!(std::fs::read_dir(&w).unwrap().count(), 0, "work directory cleaned at mount");
 }
+
+#[test]
+fn rm_rf_of_a_large_lower_tree() {
+    if !require_root("rm_rf_of_a_large_lower_tree") {
+        return;
+    }
+    // Removing entries while reading the directory must not skip any:
+    // each open directory keeps the listing it started with.
+    let dir = tempfile::tempdir().unwrap();
+    let (l, u, w, m) = (
+        dir.path().join("l"),
+        dir.path().join("u"),
+        dir.path().join("w"),
+        dir.path().join("m"),
+    );
+    for d in [&u, &w, &m] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::create_dir_all(l.join("tree/sub")).unwrap();
+    for i in 0..1500 {
+        std::fs::write(l.join(format!("tree/f{i}")), "x").unwrap();
+    }
+    std::fs::write(l.join("tree/sub/leaf"), "y").unwrap();
+    mount_unionfs(
+        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
+        &m,
+    );
+    let _m = Mounted(m.clone());
+    std::fs::remove_dir_all(m.join("tree")).unwrap();
+    assert!(!m.join("tree").exists());
+    let wh = std::fs::symlink_metadata(u.join("tree")).unwrap();
+    assert!(berth_fs::layer::whiteout::is_whiteout(&wh), "the upper hides the whole lower tree");
+    assert_eq!(std::fs::read_dir(l.join("tree")).unwrap().count(), 1501, "the lower is untouched");
+}

@@ -33,6 +33,9 @@ use layers::Layers;
 /// read-only union do not change under it.
 const TTL: Duration = Duration::from_secs(3600);
 
+/// A directory entry as readdir hands it out: inode, type, name.
+type DirEntry = (u64, FileType, std::ffi::OsString);
+
 /// Inode numbers by path, stable for the life of the mount.
 #[derive(Default)]
 struct Inodes {
@@ -72,6 +75,8 @@ pub struct UnionFs {
     whiteouts: crate::layer::whiteout::WhiteoutFormat,
     inodes: RwLock<Inodes>,
     files: Mutex<HashMap<u64, std::fs::File>>,
+    /// Directory listings by handle, taken at opendir.
+    dirs: Mutex<HashMap<u64, Vec<DirEntry>>>,
     next_fh: std::sync::atomic::AtomicU64,
 }
 
@@ -135,6 +140,7 @@ impl UnionFs {
             whiteouts,
             inodes: RwLock::new(inodes),
             files: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
             next_fh: 1.into(),
         }
     }
@@ -260,6 +266,27 @@ impl UnionFs {
         self.whiteout(&rel)?;
         self.forget_path(&rel);
         Ok(())
+    }
+
+    /// The entries of directory `ino`, with `.` and `..`.
+    fn listing(&self, ino: INodeNo) -> Result<Vec<DirEntry>, Errno> {
+        let rel = self.path_of(ino).ok_or(Errno::ENOENT)?;
+        let entries = self.layers.list(&rel).map_err(Errno::from)?;
+        let parent_ino = rel.parent().map(|p| self.ino_of(p)).unwrap_or(INodeNo::ROOT.0);
+        let mut all: Vec<DirEntry> = vec![
+            (ino.0, FileType::Directory, ".".into()),
+            (parent_ino, FileType::Directory, "..".into()),
+        ];
+        for (name, layer) in entries {
+            let child = rel.join(&name);
+            let kind = self.layers.dirs()[layer]
+                .join(&child)
+                .symlink_metadata()
+                .map(|m| kind_of(&m))
+                .unwrap_or(FileType::RegularFile);
+            all.push((self.ino_of(&child), kind, name));
+        }
+        Ok(all)
     }
 
     fn forget_path(&self, rel: &Path) {
@@ -718,33 +745,34 @@ impl Filesystem for UnionFs {
         reply.ok();
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let entries = match self.layers.list(&rel) {
-            Ok(e) => e,
-            Err(e) => return reply.error(e.into()),
-        };
-        let parent_ino = rel.parent().map(|p| self.ino_of(p)).unwrap_or(INodeNo::ROOT.0);
-        let mut all: Vec<(u64, FileType, std::ffi::OsString)> = vec![
-            (ino.0, FileType::Directory, ".".into()),
-            (parent_ino, FileType::Directory, "..".into()),
-        ];
-        for (name, layer) in entries {
-            let child = rel.join(&name);
-            let kind = self.layers.dirs()[layer]
-                .join(&child)
-                .symlink_metadata()
-                .map(|m| kind_of(&m))
-                .unwrap_or(FileType::RegularFile);
-            all.push((self.ino_of(&child), kind, name));
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The listing is taken once per open: entries removed while a
+        // reader walks it (rm -rf) must not shift the offsets it resumes at.
+        match self.listing(ino) {
+            Ok(entries) => {
+                let fh = self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, entries);
+                reply.opened(FileHandle(fh), FopenFlags::empty());
+            }
+            Err(e) => reply.error(e),
         }
-        for (i, (child_ino, kind, name)) in all.into_iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(child_ino), (i + 1) as u64, kind, &name) {
+    }
+
+    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        let dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entries) = dirs.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        for (i, (child_ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(*child_ino), (i + 1) as u64, *kind, name) {
                 break;
             }
         }
+        reply.ok();
+    }
+
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
         reply.ok();
     }
 
