@@ -361,6 +361,17 @@ fn random_changes_match_kernel_overlayfs() {
     }
 }
 
+/// A temporary directory holding empty `l` (lower), `u` (upper), `w`
+/// (work) and `m` (mount point) directories.
+fn union_dirs() -> (tempfile::TempDir, [PathBuf; 4]) {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ["l", "u", "w", "m"].map(|n| dir.path().join(n));
+    for p in &paths {
+        std::fs::create_dir(p).unwrap();
+    }
+    (dir, paths)
+}
+
 /// Mounts berth-unionfs with `-o opts` at `mnt` (it detaches once mounted).
 fn mount_unionfs(opts: &str, mnt: &Path) {
     let status = Command::new(bin("berth-unionfs")).arg("-o").arg(opts).arg(mnt).status().unwrap();
@@ -387,16 +398,7 @@ fn kill_9_during_copy_up_loses_nothing() {
     if !require_root("kill_9_during_copy_up_loses_nothing") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (l, u, w, m) = (
-        dir.path().join("l"),
-        dir.path().join("u"),
-        dir.path().join("w"),
-        dir.path().join("m"),
-    );
-    for d in [&l, &u, &w, &m] {
-        std::fs::create_dir(d).unwrap();
-    }
+    let (_dir, [l, u, w, m]) = union_dirs();
     // Big enough that the copy-up is still running when the kill lands.
     let big: Vec<u8> = (0..64u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     std::fs::write(l.join("big"), &big).unwrap();
@@ -442,18 +444,9 @@ fn rm_rf_of_a_large_lower_tree() {
     if !require_root("rm_rf_of_a_large_lower_tree") {
         return;
     }
-    // Removing entries while reading the directory must not skip any:
+    // Removing entries while reading the directory must not miss any:
     // each open directory keeps the listing it started with.
-    let dir = tempfile::tempdir().unwrap();
-    let (l, u, w, m) = (
-        dir.path().join("l"),
-        dir.path().join("u"),
-        dir.path().join("w"),
-        dir.path().join("m"),
-    );
-    for d in [&u, &w, &m] {
-        std::fs::create_dir(d).unwrap();
-    }
+    let (_dir, [l, u, w, m]) = union_dirs();
     std::fs::create_dir_all(l.join("tree/sub")).unwrap();
     for i in 0..1500 {
         std::fs::write(l.join(format!("tree/f{i}")), "x").unwrap();
