@@ -55,22 +55,6 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }).map(drop)
 }
 
-/// Closes every fd from `first` up, except those in `keep`.
-pub fn close_fds_from(first: RawFd, keep: &[RawFd]) {
-    let mut keep: Vec<RawFd> = keep.iter().copied().filter(|&f| f >= first).collect();
-    keep.sort_unstable();
-    let mut lo = first;
-    for k in keep.into_iter().chain(std::iter::once(RawFd::MAX)) {
-        if k > lo {
-            let hi = if k == RawFd::MAX { u32::MAX } else { (k - 1) as u32 };
-            // SAFETY: close_range only closes descriptors; the range excludes
-            // every fd the caller still needs.
-            unsafe { libc::syscall(libc::SYS_close_range, lo as u32, hi, 0u32) };
-        }
-        lo = k.saturating_add(1);
-    }
-}
-
 /// Marks every fd from `first` up close-on-exec (close_range with
 /// CLOSE_RANGE_CLOEXEC, Linux 5.11), so exec drops them and nothing before
 /// exec loses a descriptor it still uses.
