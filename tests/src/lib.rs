@@ -289,3 +289,37 @@ impl Drop for Runtime {
         }
     }
 }
+
+/// The exit of a helper program: its error printed as one line naming the
+/// program, never a backtrace.
+pub fn exit_with(program: &str, result: Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// A mount that is detached when dropped, so a failing test leaves none.
+pub struct Mounted(pub PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Mounts kernel overlayfs at `target` with `options` (lowerdir=...), read-only
+/// when asked.
+pub fn mount_overlay(target: &Path, options: &str, read_only: bool) -> Mounted {
+    let flags = if read_only {
+        nix::mount::MsFlags::MS_RDONLY
+    } else {
+        nix::mount::MsFlags::empty()
+    };
+    nix::mount::mount(Some("overlay"), target, Some("overlay"), flags, Some(options))
+        .unwrap_or_else(|e| panic!("mount overlay on {}: {e}", target.display()));
+    Mounted(target.to_path_buf())
+}

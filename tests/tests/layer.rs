@@ -207,33 +207,15 @@ fn diff_is_reproducible_and_round_trips() {
     );
 }
 
-/// Mounts kernel overlayfs; unmounted on drop.
-struct Overlay(std::path::PathBuf);
-
-impl Overlay {
-    fn mount(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Overlay {
-        let data = format!(
-            "lowerdir={},upperdir={},workdir={}",
-            lower.display(),
-            upper.display(),
-            work.display()
-        );
-        nix::mount::mount(
-            Some("overlay"),
-            target,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(data.as_str()),
-        )
-        .expect("mount overlay");
-        Overlay(target.to_path_buf())
-    }
-}
-
-impl Drop for Overlay {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
+/// Mounts kernel overlayfs with an upper; unmounted on drop.
+fn overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> berth_tests::Mounted {
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    berth_tests::mount_overlay(target, &options, false)
 }
 
 #[test]
@@ -256,7 +238,7 @@ fn applied_upper_and_kernel_overlay_agree_both_ways() {
     let upper = dir.path().join("upper");
     apply_layer(&sample_layer()[..], &upper, WhiteoutFormat::Overlay).unwrap();
     {
-        let _m = Overlay::mount(&lower, &upper, &work, &merged);
+        let _m = overlay(&lower, &upper, &work, &merged);
         assert!(!merged.join("var/gone").exists(), "the whiteout hides the lower file");
         assert!(merged.join("var/kept").exists());
         assert!(!merged.join("opaque/hidden").exists(), "the opaque directory hides the lower one");
@@ -269,7 +251,7 @@ fn applied_upper_and_kernel_overlay_agree_both_ways() {
     std::fs::create_dir_all(&upper2).unwrap();
     std::fs::create_dir_all(&work2).unwrap();
     {
-        let _m = Overlay::mount(&lower, &upper2, &work2, &merged);
+        let _m = overlay(&lower, &upper2, &work2, &merged);
         std::fs::remove_file(merged.join("var/gone")).unwrap();
         std::fs::remove_dir_all(merged.join("opaque")).unwrap();
         std::fs::create_dir(merged.join("opaque")).unwrap();

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use berth_fs::layer::whiteout::{make_whiteout, OVERLAY_OPAQUE_XATTR};
-use berth_tests::{bin, require_root};
+use berth_tests::{bin, mount_overlay, require_root, Mounted};
 
 /// A small deterministic generator (xorshift), so a seed replays a case.
 struct Rng(u64);
@@ -122,14 +122,6 @@ fn snapshot(root: &Path, seed: u64) -> BTreeMap<PathBuf, String> {
     out
 }
 
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 #[test]
 fn random_stacks_match_kernel_overlayfs() {
     if !require_root("random_stacks_match_kernel_overlayfs") {
@@ -153,15 +145,7 @@ fn random_stacks_match_kernel_overlayfs() {
         let (kernel, ours) = (root.join("kernel"), root.join("ours"));
         std::fs::create_dir(&kernel).unwrap();
         std::fs::create_dir(&ours).unwrap();
-        nix::mount::mount(
-            Some("overlay"),
-            &kernel,
-            Some("overlay"),
-            nix::mount::MsFlags::MS_RDONLY,
-            Some(format!("lowerdir={lowerdir}").as_str()),
-        )
-        .unwrap();
-        let _k = Mounted(kernel.clone());
+        let _k = mount_overlay(&kernel, &format!("lowerdir={lowerdir}"), true);
         mount_unionfs(&format!("lowerdir={lowerdir}"), &ours);
         let _o = Mounted(ours.clone());
         let (a, b) = (snapshot(&kernel, seed), snapshot(&ours, seed));
@@ -319,15 +303,7 @@ fn random_changes_match_kernel_overlayfs() {
             root.join("ku").display(),
             root.join("kw").display()
         );
-        nix::mount::mount(
-            Some("overlay"),
-            &root.join("k"),
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(kopts.as_str()),
-        )
-        .unwrap();
-        let _k = Mounted(root.join("k"));
+        let _k = mount_overlay(&root.join("k"), &kopts, false);
         let bopts = format!(
             "lowerdir={lowerdir},upperdir={},workdir={}",
             root.join("bu").display(),

@@ -100,13 +100,7 @@ fn lifecycle_once(peer: &Peer, root: &Path, bundle: &Path, id: &str) -> Result<D
 }
 
 fn main() -> std::process::ExitCode {
-    match bench() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("runtime-start: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    berth_tests::exit_with("runtime-start", bench())
 }
 
 fn bench() -> Result<()> {

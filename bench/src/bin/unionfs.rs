@@ -136,13 +136,7 @@ fn build_lower(lower: &Path, dirs: usize, files: usize) -> Result<()> {
 type Workload = (&'static str, fn(&Path) -> Result<()>);
 
 fn main() -> std::process::ExitCode {
-    match bench() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("unionfs bench: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    berth_tests::exit_with("unionfs bench", bench())
 }
 
 fn bench() -> Result<()> {

@@ -8,15 +8,13 @@
 //! work directory for writable layers. Mounts are counted: each `get` is
 //! paired with a `put`, and the last `put` unmounts.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::PathBuf;
 
 use berth_plugin::error::{DriverError, Result};
 use berth_plugin::graph::CreateRequest;
 use berth_plugin::GraphDriver;
 
-use super::valid_id;
+use super::{remove_layer, valid_id, Uses};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// The name users give with `--storage-driver overlay`.
@@ -36,8 +34,8 @@ pub enum Mounter {
 pub struct OverlayDriver {
     home: PathBuf,
     mounter: Mounter,
-    /// Mount counts of the layers currently mounted.
-    mounts: Mutex<HashMap<String, u32>>,
+    /// The layers currently mounted.
+    uses: Uses,
 }
 
 impl OverlayDriver {
@@ -53,7 +51,7 @@ impl OverlayDriver {
         Ok(OverlayDriver {
             home,
             mounter,
-            mounts: Mutex::new(HashMap::new()),
+            uses: Uses::default(),
         })
     }
 
@@ -172,19 +170,7 @@ impl GraphDriver for OverlayDriver {
     }
 
     fn remove(&self, id: &str) -> Result<()> {
-        valid_id(id)?;
-        if self.mounts.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id) {
-            return Err(DriverError::Conflict {
-                kind: "layer",
-                name: id.to_string(),
-                reason: "is mounted".into(),
-            });
-        }
-        let dir = self.dir(id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
-            _ => Ok(()),
-        }
+        remove_layer(&self.uses, id, &self.dir(id))
     }
 
     fn get(&self, id: &str, _mount_label: &str) -> Result<PathBuf> {
@@ -195,36 +181,18 @@ impl GraphDriver for OverlayDriver {
                 name: id.to_string(),
             });
         }
-        let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
-        let path = if mounts.contains_key(id) && self.lowers(id)?.is_empty() {
-            self.diff_dir(id)
-        } else if mounts.contains_key(id) {
-            self.dir(id).join("merged")
-        } else {
-            self.mount_layer(id)?
-        };
-        *mounts.entry(id.to_string()).or_insert(0) += 1;
-        Ok(path)
+        self.uses.get(id, || self.mount_layer(id))
     }
 
     fn put(&self, id: &str) -> Result<()> {
-        let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(count) = mounts.get_mut(id) else {
-            return Err(DriverError::Conflict {
-                kind: "layer",
-                name: id.to_string(),
-                reason: "is not mounted".into(),
-            });
-        };
-        *count -= 1;
-        if *count == 0 {
-            mounts.remove(id);
-            let merged = self.dir(id).join("merged");
-            if !self.lowers(id)?.is_empty() {
-                umount2(&merged, MntFlags::MNT_DETACH).map_err(|e| DriverError::io("unmount", &merged, e.into()))?;
+        let diff = self.diff_dir(id);
+        self.uses.put(id, |view| {
+            // A base layer is its own view: nothing was mounted.
+            if view != diff {
+                umount2(view, MntFlags::MNT_DETACH).map_err(|e| DriverError::io("unmount", view, e.into()))?;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -242,14 +210,11 @@ impl GraphDriver for OverlayDriver {
     }
 
     fn cleanup(&self) -> Result<()> {
-        let mut mounts = self.mounts.lock().unwrap_or_else(|p| p.into_inner());
-        for id in mounts.keys() {
-            let merged = self.dir(id).join("merged");
-            if Path::new(&merged).is_dir() {
-                let _ = umount2(&merged, MntFlags::MNT_DETACH);
+        for view in self.uses.drain() {
+            if view.ends_with("merged") {
+                let _ = umount2(&view, MntFlags::MNT_DETACH);
             }
         }
-        mounts.clear();
         Ok(())
     }
 }

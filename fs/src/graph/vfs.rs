@@ -9,13 +9,12 @@
 //! [`WhiteoutFormat::Remove`]: crate::layer::whiteout::WhiteoutFormat::Remove
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use berth_plugin::error::{DriverError, Result};
 use berth_plugin::graph::CreateRequest;
 use berth_plugin::GraphDriver;
 
-use super::valid_id;
+use super::{remove_layer, valid_id, Uses};
 
 use crate::copy::copy_tree;
 
@@ -24,8 +23,8 @@ pub const NAME: &str = "vfs";
 
 pub struct VfsDriver {
     home: PathBuf,
-    /// Get counts, so a layer in use is not removed.
-    gets: Mutex<std::collections::HashMap<String, u32>>,
+    /// The layers in use, so none is removed under its users.
+    uses: Uses,
 }
 
 impl VfsDriver {
@@ -34,7 +33,7 @@ impl VfsDriver {
         std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
         Ok(VfsDriver {
             home,
-            gets: Mutex::new(Default::default()),
+            uses: Uses::default(),
         })
     }
 
@@ -84,19 +83,7 @@ impl GraphDriver for VfsDriver {
     }
 
     fn remove(&self, id: &str) -> Result<()> {
-        valid_id(id)?;
-        if self.gets.lock().unwrap_or_else(|p| p.into_inner()).contains_key(id) {
-            return Err(DriverError::Conflict {
-                kind: "layer",
-                name: id.to_string(),
-                reason: "is in use".into(),
-            });
-        }
-        let dir = self.home.join(id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::io("remove", &dir, e)),
-            _ => Ok(()),
-        }
+        remove_layer(&self.uses, id, &self.home.join(id))
     }
 
     fn get(&self, id: &str, _mount_label: &str) -> Result<PathBuf> {
@@ -106,31 +93,11 @@ impl GraphDriver for VfsDriver {
                 name: id.to_string(),
             });
         }
-        *self
-            .gets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(id.to_string())
-            .or_insert(0) += 1;
-        Ok(self.diff_dir(id))
+        self.uses.get(id, || Ok(self.diff_dir(id)))
     }
 
     fn put(&self, id: &str) -> Result<()> {
-        let mut gets = self.gets.lock().unwrap_or_else(|p| p.into_inner());
-        match gets.get_mut(id) {
-            None => Err(DriverError::Conflict {
-                kind: "layer",
-                name: id.to_string(),
-                reason: "is not in use".into(),
-            }),
-            Some(n) => {
-                *n -= 1;
-                if *n == 0 {
-                    gets.remove(id);
-                }
-                Ok(())
-            }
-        }
+        self.uses.put(id, |_| Ok(()))
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -142,7 +109,7 @@ impl GraphDriver for VfsDriver {
     }
 
     fn cleanup(&self) -> Result<()> {
-        self.gets.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.uses.drain();
         Ok(())
     }
 }

@@ -2,13 +2,7 @@
 //! same bundles the tests use), running ARGS (default `sh`).
 
 fn main() -> std::process::ExitCode {
-    match make() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("make-bundle: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    berth_tests::exit_with("make-bundle", make())
 }
 
 fn make() -> anyhow::Result<()> {
