@@ -138,13 +138,6 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
     };
     let cgroup = Cgroup::create(linux.cgroups_path().as_deref(), opts.id, linux.resources().as_ref())?;
     let cgroup_path = cgroup.path().to_path_buf();
-    if !cgroup.pids()?.is_empty() {
-        // Not ours to remove: leave it as it is.
-        return Err(RuntimeError::Other(format!(
-            "cgroup {} already holds processes: another container uses this cgroupsPath",
-            cgroup_path.display()
-        )));
-    }
     undo.cgroup = Some(cgroup);
 
     let (console, our_console) = tty::console_ends(terminal, opts.console_socket).map_err(|e| RuntimeError::io("console", "", e))?;

@@ -176,6 +176,14 @@ impl Cgroup {
     /// order). On failure, every directory this call made is removed again.
     pub fn create(cgroups_path: Option<&Path>, id: &str, resources: Option<&LinuxResources>) -> Result<Cgroup, CgroupError> {
         let path = resolve_path(cgroups_path, id)?;
+        // A cgroup with processes belongs to someone else: refuse before
+        // writing any limit into it.
+        if Cgroup::open(&path).and_then(|c| c.pids()).is_ok_and(|p| !p.is_empty()) {
+            return Err(CgroupError::InvalidPath {
+                path,
+                reason: "already holds processes: another container uses this cgroupsPath",
+            });
+        }
         let backend = match version() {
             CgroupVersion::V1 => Backend::V1(v1::V1Cgroup::create(mountinfo::read()?.v1, &path, resources)?),
             CgroupVersion::V2 => Backend::V2(v2::V2Cgroup::create(Path::new(CGROUP_ROOT), &path, resources)?),
