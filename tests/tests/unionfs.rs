@@ -238,7 +238,7 @@ fn upper_shape(root: &Path) -> BTreeMap<PathBuf, String> {
 
 /// One random change, applied the same way to `root` (a mount); returns
 /// what the system call said, so both mounts can be compared on errors too.
-fn random_change(rng: &mut Rng, root: &Path, visible: &[PathBuf]) -> String {
+fn random_change(rng: &mut Rng, root: &Path, visible: &[PathBuf], dir_renames: bool) -> String {
     let pick = |rng: &mut Rng| -> PathBuf {
         if visible.is_empty() || rng.below(4) == 0 {
             PathBuf::from(NAMES[rng.below(NAMES.len() as u64) as usize])
@@ -261,8 +261,9 @@ fn random_change(rng: &mut Rng, root: &Path, visible: &[PathBuf]) -> String {
         4 => std::fs::remove_dir(&p),
         5 => {
             let dest = pick(rng).with_file_name(NAMES[rng.below(NAMES.len() as u64) as usize]);
-            if std::fs::symlink_metadata(&p).map(|m| m.is_dir()).unwrap_or(true) {
-                Ok(()) // directory renames differ by design (EXDEV without redirects)
+            if !dir_renames && std::fs::symlink_metadata(&p).map(|m| m.is_dir()).unwrap_or(true) {
+                // Kernel overlayfs without redirect_dir refuses (EXDEV).
+                Ok(())
             } else {
                 std::fs::rename(&p, root.join(&dest)).map_err(|e| std::io::Error::new(e.kind(), format!("to {}: {e}", dest.display())))
             }
@@ -289,35 +290,60 @@ fn random_changes_match_kernel_overlayfs() {
         return;
     }
     let seeds: u64 = std::env::var("UNION_WRITE_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
-    for seed in 1..=seeds {
+    differential(1..=seeds, false);
+}
+
+/// With directory renames: kernel overlayfs records them as redirects,
+/// berth-unionfs copies the whole tree up, so the results and merged views
+/// must match, and berth's upper must read the same under kernel overlayfs
+/// without redirects.
+#[test]
+fn random_changes_with_directory_renames_match_kernel_overlayfs() {
+    if !require_root("random_changes_with_directory_renames_match_kernel_overlayfs") {
+        return;
+    }
+    let seeds: u64 = std::env::var("UNION_WRITE_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    differential(1001..=1000 + seeds, true);
+}
+
+/// Applies seeded random change sequences through kernel overlayfs and
+/// berth-unionfs (odd seeds with FUSE passthrough, even ones with the
+/// writeback cache) and compares every result, the merged views and the
+/// upper directories.
+fn differential(seeds: std::ops::RangeInclusive<u64>, dir_renames: bool) {
+    // UNION_SEED=N reruns just the sequence with that seed.
+    let only: Option<u64> = std::env::var("UNION_SEED").ok().and_then(|s| s.parse().ok());
+    for seed in seeds.filter(|s| only.is_none_or(|o| o == *s)) {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().to_path_buf();
         let mut rng = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let n = 1 + rng.below(3) as usize;
         let lowerdir = random_stack(&mut rng, &root, n);
-        for d in ["ku", "kw", "k", "bu", "bw", "b"] {
+        for d in ["ku", "kw", "k", "bu", "bw", "b", "cw", "c"] {
             std::fs::create_dir(root.join(d)).unwrap();
         }
         let kopts = format!(
-            "lowerdir={lowerdir},upperdir={},workdir={},redirect_dir=off,index=off,metacopy=off",
+            "lowerdir={lowerdir},upperdir={},workdir={},redirect_dir={},index=off,metacopy=off",
             root.join("ku").display(),
-            root.join("kw").display()
+            root.join("kw").display(),
+            if dir_renames { "on" } else { "off" }
         );
         let _k = mount_overlay(&root.join("k"), &kopts, false);
         let bopts = format!(
-            "lowerdir={lowerdir},upperdir={},workdir={}",
+            "lowerdir={lowerdir},upperdir={},workdir={},passthrough={}",
             root.join("bu").display(),
-            root.join("bw").display()
+            root.join("bw").display(),
+            if seed % 2 == 1 { "on" } else { "off" }
         );
         mount_unionfs(&bopts, &root.join("b"));
         let _b = Mounted(root.join("b"));
         for step in 0..25 {
             let visible: Vec<PathBuf> = snapshot(&root.join("k"), seed).keys().cloned().collect();
             let state = rng.0;
-            let k = random_change(&mut rng, &root.join("k"), &visible);
+            let k = random_change(&mut rng, &root.join("k"), &visible, dir_renames);
             rng.0 = state;
             let before = snapshot(&root.join("b"), seed);
-            let b = random_change(&mut rng, &root.join("b"), &visible);
+            let b = random_change(&mut rng, &root.join("b"), &visible, dir_renames);
             if k != b {
                 eprintln!("berth view before: {before:#?}");
                 eprintln!("kernel view now: {:#?}", snapshot(&root.join("k"), seed));
@@ -329,11 +355,28 @@ fn random_changes_match_kernel_overlayfs() {
         assert_eq!(a, b, "seed {seed}: merged views differ");
         drop(_k);
         drop(_b);
-        assert_eq!(
-            upper_shape(&root.join("ku")),
-            upper_shape(&root.join("bu")),
-            "seed {seed}: upper directories differ"
-        );
+        if dir_renames {
+            let copts = format!(
+                "lowerdir={lowerdir},upperdir={},workdir={},redirect_dir=off,index=off,metacopy=off",
+                root.join("bu").display(),
+                root.join("cw").display()
+            );
+            let _c = mount_overlay(&root.join("c"), &copts, false);
+            if only.is_some() {
+                eprintln!("berth upper: {:#?}", upper_shape(&root.join("bu")));
+            }
+            assert_eq!(
+                b,
+                snapshot(&root.join("c"), seed),
+                "seed {seed}: berth's upper reads differently under overlayfs"
+            );
+        } else {
+            assert_eq!(
+                upper_shape(&root.join("ku")),
+                upper_shape(&root.join("bu")),
+                "seed {seed}: upper directories differ"
+            );
+        }
     }
 }
 

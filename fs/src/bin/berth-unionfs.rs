@@ -2,7 +2,9 @@
 //! line: `berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W] MOUNTPOINT`.
 //! It also accepts the form `mount -t fuse.berth-unionfs SOURCE MOUNTPOINT -o
 //! OPTIONS` passes to a helper (`berth-unionfs SOURCE MOUNTPOINT -o OPTIONS`).
-//! Without `-f` it detaches once the mount is in place.
+//! Without `-f` it detaches once the mount is in place. `-o passthrough=off`
+//! serves file I/O through the writeback cache even where FUSE passthrough
+//! is allowed.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -17,6 +19,7 @@ struct Args {
     work: Option<PathBuf>,
     mountpoint: PathBuf,
     foreground: bool,
+    passthrough: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -28,19 +31,24 @@ fn parse() -> Result<Args, String> {
         match a.as_str() {
             "-f" | "--foreground" => foreground = true,
             "-o" => opts.push(it.next().ok_or("-o needs options")?),
-            "-h" | "--help" => return Err("usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W] MOUNTPOINT".into()),
+            "-h" | "--help" => {
+                return Err("usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off] MOUNTPOINT".into())
+            }
             s if s.starts_with("-o") => opts.push(s[2..].to_string()),
             s if s.starts_with('-') => return Err(format!("unknown flag {s}")),
             s => positional.push(PathBuf::from(s)),
         }
     }
     let mountpoint = positional.pop().ok_or("missing MOUNTPOINT")?;
-    let (mut lowers, mut upper, mut work) = (Vec::new(), None, None);
+    let (mut lowers, mut upper, mut work, mut passthrough) = (Vec::new(), None, None, true);
     for o in opts.iter().flat_map(|o| o.split(',')) {
         match o.split_once('=') {
             Some(("lowerdir", v)) => lowers = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
             Some(("upperdir", v)) => upper = Some(PathBuf::from(v)),
             Some(("workdir", v)) => work = Some(PathBuf::from(v)),
+            Some(("passthrough", "on")) => passthrough = true,
+            Some(("passthrough", "off")) => passthrough = false,
+            Some(("passthrough", v)) => return Err(format!("passthrough={v}: expected on or off")),
             // Generic mount options mount(8) passes along are accepted.
             _ => {}
         }
@@ -62,6 +70,7 @@ fn parse() -> Result<Args, String> {
         work,
         mountpoint,
         foreground,
+        passthrough,
     })
 }
 
@@ -81,7 +90,10 @@ fn main() -> ExitCode {
         }
     }
     let read_only = upper.is_none();
-    let make_fs = || UnionFs::with_upper(upper.clone(), args.lowers.clone());
+    let make_fs = || {
+        let fs = UnionFs::with_upper(upper.clone(), args.lowers.clone())?;
+        Ok::<_, std::io::Error>(if args.passthrough { fs } else { fs.without_passthrough() })
+    };
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("berth-unionfs".into()),
@@ -92,9 +104,13 @@ fn main() -> ExitCode {
         config.mount_options.push(MountOption::RO);
     }
     config.acl = SessionACL::All;
+    config.clone_fd = true;
     config.n_threads = Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
     if args.foreground {
-        return match Session::new(make_fs(), &args.mountpoint, &config).and_then(|s| s.run()) {
+        return match make_fs()
+            .and_then(|fs| Session::new(fs, &args.mountpoint, &config))
+            .and_then(|s| s.run())
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("berth-unionfs: {}: {e}", args.mountpoint.display());
@@ -120,7 +136,7 @@ fn main() -> ExitCode {
         0 => {
             drop(rd);
             let _ = nix::unistd::setsid();
-            match Session::new(make_fs(), &args.mountpoint, &config) {
+            match make_fs().and_then(|fs| Session::new(fs, &args.mountpoint, &config)) {
                 Ok(session) => {
                     let _ = wr.write_all(b"ok");
                     drop(wr);

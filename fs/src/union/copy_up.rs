@@ -7,7 +7,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::layers::Layers;
 use crate::copy::copy_metadata;
 
 /// The writable side of a union: the upper directory and its work
@@ -49,23 +48,11 @@ impl Upper {
         ))
     }
 
-    /// Makes sure `rel` (and its parents) exist in the upper layer, copying
-    /// them up from the layer they are visible in.
-    pub fn copy_up(&self, layers: &Layers, rel: &Path) -> io::Result<()> {
-        let mut prefix = PathBuf::new();
-        for comp in rel.iter() {
-            prefix.push(comp);
-            let target = self.dir.join(&prefix);
-            if target.symlink_metadata().is_ok_and(|m| !super::is_whiteout_meta(&m)) {
-                continue;
-            }
-            let found = layers.find(&prefix)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-            self.copy_one(&found.path, &found.meta, &target)?;
-        }
-        Ok(())
-    }
-
-    fn copy_one(&self, src: &Path, meta: &std::fs::Metadata, target: &Path) -> io::Result<()> {
+    /// Copies `src` (a lower entry, described by `meta`) to `target` in the
+    /// upper directory, whose parent exists. Directories are copied empty;
+    /// a file's data only with `data` (a file about to be truncated needs
+    /// none).
+    pub fn copy_one(&self, src: &Path, meta: &std::fs::Metadata, target: &Path, data: bool) -> io::Result<()> {
         let tmp = self.scratch();
         let ft = meta.file_type();
         let result = (|| {
@@ -74,10 +61,11 @@ impl Upper {
             } else if ft.is_symlink() {
                 std::os::unix::fs::symlink(std::fs::read_link(src)?, &tmp)?;
             } else if ft.is_file() {
-                let mut from = std::fs::File::open(src)?;
                 let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-                io::copy(&mut from, &mut to)?;
-                to.sync_all()?;
+                if data {
+                    io::copy(&mut std::fs::File::open(src)?, &mut to)?;
+                    to.sync_all()?;
+                }
             } else {
                 let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);
                 nix::sys::stat::mknod(&tmp, kind, nix::sys::stat::Mode::from_bits_truncate(0o600), meta.rdev())?;
@@ -96,4 +84,23 @@ impl Upper {
         }
         result
     }
+}
+
+/// Removes every whiteout (both forms) in the upper tree at `dir`, for a
+/// tree with nothing below it. Opaque markers stay.
+pub fn purge_whiteouts(dir: &Path) -> io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let kind = e.file_type()?;
+        let wh_file = std::os::unix::ffi::OsStrExt::as_bytes(name.as_os_str())
+            .starts_with(crate::layer::whiteout::WHITEOUT_PREFIX.as_bytes())
+            && name != crate::layer::whiteout::OPAQUE_MARKER;
+        if wh_file || (std::os::unix::fs::FileTypeExt::is_char_device(&kind) && super::is_whiteout_meta(&e.metadata()?)) {
+            std::fs::remove_file(e.path())?;
+        } else if kind.is_dir() {
+            purge_whiteouts(&e.path())?;
+        }
+    }
+    Ok(())
 }

@@ -3,11 +3,16 @@
 //! every layer below; an opaque directory hides the directories below it.
 //! Both whiteout forms are read (0:0 character devices with the opaque
 //! xattr, and `.wh.` files with `.wh..wh..opq`).
+//!
+//! Lookups go one name at a time from a directory whose merged layers are
+//! already known, so a lookup costs one or two stats per layer, never a
+//! walk from the root.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use crate::layer::whiteout::{is_opaque, is_whiteout, OPAQUE_MARKER, WHITEOUT_PREFIX};
@@ -18,15 +23,37 @@ pub struct Layers {
     dirs: Vec<PathBuf>,
 }
 
-/// Where a name resolved: the layer and its metadata there.
-#[derive(Debug, Clone)]
-pub struct Found {
+/// Where a name is visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    /// The topmost layer holding it.
     pub layer: usize,
-    pub path: PathBuf,
-    pub meta: std::fs::Metadata,
-    /// For a directory: one past the lowest layer its merged listing
-    /// draws from.
-    pub merge_end: usize,
+    /// For a directory, the layers its listing merges, top first (never
+    /// empty); empty for everything else.
+    pub dirs: Vec<usize>,
+}
+
+impl At {
+    pub fn is_dir(&self) -> bool {
+        !self.dirs.is_empty()
+    }
+}
+
+/// The outcome of looking a name up.
+#[derive(Debug)]
+pub enum Lookup {
+    Found(At, std::fs::Metadata),
+    /// A whiteout in this layer hides the name.
+    Hidden(usize),
+    Missing,
+}
+
+/// One entry of a merged directory listing.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub name: OsString,
+    pub layer: usize,
+    pub kind: std::fs::FileType,
 }
 
 fn wh_name(name: &OsStr) -> OsString {
@@ -41,7 +68,11 @@ pub fn is_whiteout_name(name: &OsStr) -> bool {
 }
 
 fn opaque_in(dir: &Path) -> bool {
-    is_opaque(dir) || dir.join(OPAQUE_MARKER).exists()
+    is_opaque(dir) || dir.join(OPAQUE_MARKER).symlink_metadata().is_ok()
+}
+
+fn missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
 }
 
 impl Layers {
@@ -53,116 +84,103 @@ impl Layers {
         &self.dirs
     }
 
-    /// Resolves `rel` (relative to the union root; "" is the root).
-    pub fn find(&self, rel: &Path) -> io::Result<Option<Found>> {
-        if rel.iter().any(is_whiteout_name) {
-            return Ok(None);
+    /// The path of `rel` in `layer`.
+    pub fn path(&self, layer: usize, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.dirs[layer].clone()
+        } else {
+            self.dirs[layer].join(rel)
         }
-        // The layers a lookup may still descend into, shrinking as opaque
-        // directories and non-directories are met on the way down.
-        let mut depth_limit = self.dirs.len();
-        let mut prefix = PathBuf::new();
-        let comps: Vec<&OsStr> = rel.iter().collect();
-        for (i, comp) in comps.iter().enumerate() {
-            let parent = prefix.clone();
-            prefix.push(comp);
-            let last = i + 1 == comps.len();
-            let mut found: Option<Found> = None;
-            for layer in 0..depth_limit {
-                let dir = &self.dirs[layer];
-                if dir.join(&parent).join(wh_name(comp)).symlink_metadata().is_ok() {
-                    depth_limit = layer;
-                    break;
+    }
+
+    /// The root directory: every layer down to the first opaque root.
+    pub fn root(&self) -> io::Result<(At, std::fs::Metadata)> {
+        let meta = self.dirs[0].symlink_metadata()?;
+        let mut dirs = Vec::new();
+        for (layer, dir) in self.dirs.iter().enumerate() {
+            dirs.push(layer);
+            if opaque_in(dir) {
+                break;
+            }
+        }
+        Ok((At { layer: 0, dirs }, meta))
+    }
+
+    /// Looks `name` up in directory `parent`, whose listing merges
+    /// `parent_layers` (top first).
+    pub fn lookup(&self, parent: &Path, parent_layers: &[usize], name: &OsStr) -> io::Result<Lookup> {
+        if is_whiteout_name(name) {
+            return Ok(Lookup::Missing);
+        }
+        let mut found: Option<(At, std::fs::Metadata)> = None;
+        for &layer in parent_layers {
+            let dir = self.path(layer, parent);
+            let path = dir.join(name);
+            match path.symlink_metadata() {
+                Ok(m) if is_whiteout(&m) => {
+                    return Ok(match found {
+                        Some((at, meta)) => Lookup::Found(at, meta),
+                        None => Lookup::Hidden(layer),
+                    })
                 }
-                match dir.join(&prefix).symlink_metadata() {
-                    Ok(m) if is_whiteout(&m) => {
-                        depth_limit = layer;
-                        break;
-                    }
-                    Ok(m) => {
-                        if found.is_none() {
-                            found = Some(Found {
-                                layer,
-                                path: dir.join(&prefix),
-                                meta: m.clone(),
-                                merge_end: layer + 1,
-                            });
-                            if !m.is_dir() || opaque_in(&dir.join(&prefix)) {
-                                depth_limit = layer + 1;
+                Ok(m) => {
+                    let is_dir = m.is_dir();
+                    // A directory ends the merge where it is opaque or where
+                    // its own layer deletes the name below it.
+                    let last = !is_dir || opaque_in(&path) || dir.join(wh_name(name)).symlink_metadata().is_ok();
+                    match &mut found {
+                        None => {
+                            let dirs = if is_dir { vec![layer] } else { Vec::new() };
+                            found = Some((At { layer, dirs }, m));
+                            if last {
                                 break;
                             }
-                        } else if !m.is_dir() {
-                            // A lower non-directory under an upper directory is hidden.
-                            depth_limit = layer;
-                            break;
-                        } else if opaque_in(&dir.join(&prefix)) {
-                            depth_limit = layer + 1;
-                            break;
+                        }
+                        Some((at, _)) => {
+                            // A lower non-directory under a directory is hidden.
+                            if !is_dir {
+                                break;
+                            }
+                            at.dirs.push(layer);
+                            if last {
+                                break;
+                            }
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {}
-                    Err(e) => return Err(e),
                 }
-            }
-            let Some(mut f) = found else { return Ok(None) };
-            if f.meta.is_dir() {
-                // Deeper lookups only see layers down to where this directory ends.
-                depth_limit = depth_limit.min(self.lowest_dir_layer(&prefix, f.layer, depth_limit));
-                f.merge_end = depth_limit;
-            }
-            if last {
-                return Ok(Some(f));
-            }
-            if !f.meta.is_dir() {
-                return Ok(None);
-            }
-        }
-        let m = self.dirs[0].symlink_metadata()?;
-        let merge_end = self.lowest_dir_layer(Path::new(""), 0, self.dirs.len());
-        Ok(Some(Found {
-            layer: 0,
-            path: self.dirs[0].clone(),
-            meta: m,
-            merge_end,
-        }))
-    }
-
-    /// One past the lowest layer (from `from`, below `limit`) in which
-    /// `rel` is still a merged directory.
-    fn lowest_dir_layer(&self, rel: &Path, from: usize, limit: usize) -> usize {
-        let mut end = from + 1;
-        for layer in from..limit {
-            match self.dirs[layer].join(rel).symlink_metadata() {
-                Ok(m) if m.is_dir() => {
-                    end = layer + 1;
-                    if opaque_in(&self.dirs[layer].join(rel)) {
+                Err(e) if missing(&e) => {
+                    if dir.join(wh_name(name)).symlink_metadata().is_ok() {
+                        if found.is_none() {
+                            return Ok(Lookup::Hidden(layer));
+                        }
                         break;
                     }
                 }
-                Ok(_) => break,
-                Err(_) => {
-                    // Missing here: lower layers may still hold it unless
-                    // a whiteout says otherwise, which `find` checked.
-                }
+                Err(e) => return Err(e),
             }
         }
-        end
+        Ok(match found {
+            Some((at, meta)) => Lookup::Found(at, meta),
+            None => Lookup::Missing,
+        })
     }
 
-    /// The merged entries of directory `rel`: name -> the layer it comes
-    /// from, whiteouts applied and hidden.
-    pub fn list(&self, rel: &Path) -> io::Result<BTreeMap<OsString, usize>> {
-        let mut out = BTreeMap::new();
-        let mut hidden: std::collections::HashSet<OsString> = std::collections::HashSet::new();
-        let Some(top) = self.find(rel)? else { return Ok(out) };
-        for layer in top.layer..top.merge_end {
-            let dir = self.dirs[layer].join(rel);
+    /// The merged entries of directory `rel`, whose listing merges
+    /// `layers` (top first): whiteouts applied and hidden, each name from
+    /// its topmost layer.
+    pub fn list(&self, rel: &Path, layers: &[usize]) -> io::Result<Vec<Listed>> {
+        let mut out = Vec::new();
+        let mut hidden: HashSet<OsString> = HashSet::new();
+        for (i, &layer) in layers.iter().enumerate() {
+            let dir = self.path(layer, rel);
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => continue,
+                Err(e) if missing(&e) => continue,
                 Err(e) => return Err(e),
             };
+            let more_below = i + 1 < layers.len();
             let mut whited = Vec::new();
+            let start = out.len();
             for e in entries {
                 let e = e?;
                 let name = e.file_name();
@@ -172,21 +190,18 @@ impl Layers {
                     }
                     continue;
                 }
-                let meta = e.path().symlink_metadata()?;
-                if is_whiteout(&meta) {
+                let kind = e.file_type()?;
+                if kind.is_char_device() && is_whiteout(&e.metadata()?) {
                     whited.push(name);
                     continue;
                 }
-                if !hidden.contains(&name) {
-                    out.entry(name).or_insert(layer);
+                if i == 0 || !hidden.contains(&name) {
+                    out.push(Listed { name, layer, kind });
                 }
             }
-            hidden.extend(whited);
-            for name in out.keys() {
-                hidden.insert(name.clone());
-            }
-            if opaque_in(&dir) {
-                break;
+            if more_below {
+                hidden.extend(whited);
+                hidden.extend(out[start..].iter().map(|l| l.name.clone()));
             }
         }
         Ok(out)

@@ -7,58 +7,53 @@
 //! directory, changes go there: files and directories are copied up first
 //! ([`copy_up`]), deletions leave whiteouts (0:0 character devices, or
 //! `.wh.` files where device nodes cannot be made), a directory made over a
-//! deleted one is opaque. Renaming a directory that lives in a lower layer
-//! fails with EXDEV, as kernel overlayfs does without redirect_dir; `mv`
-//! then copies. Without an upper every change is refused with EROFS.
+//! deleted one is opaque. A directory that draws on lower layers is
+//! renamed by copying its whole merged tree up first (no redirects, so the
+//! upper stays readable by any overlayfs). Without an upper every change
+//! is refused with EROFS.
+//!
+//! Speed: each inode remembers where it lives ([`nodes`]), so a lookup
+//! costs a stat or two per layer of its directory; the kernel caches
+//! entries (negative ones too), attributes, symlinks and directory
+//! listings, since nothing changes the layers except through this mount;
+//! readdirplus answers a listing with attributes. Open files are served by
+//! FUSE passthrough where this process may register backing files
+//! (CAP_SYS_ADMIN in the initial user namespace), else through the
+//! kernel's writeback cache (the two exclude each other).
 
 pub mod copy_up;
 pub mod layers;
+pub mod nodes;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner, OpenFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
+    OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyXattr, Request,
 };
 
-use crate::layer::whiteout::OVERLAY_XATTR_PREFIX;
-use layers::Layers;
+use crate::layer::whiteout::{WhiteoutFormat, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX};
+use layers::{At, Layers, Lookup};
+use nodes::Nodes;
 
-/// How long the kernel may cache entries and attributes: the layers of a
-/// read-only union do not change under it.
+/// How long the kernel may cache entries and attributes: nothing changes
+/// the layers except through this mount, and every change through it
+/// updates the kernel's caches as it happens.
 const TTL: Duration = Duration::from_secs(3600);
 
-/// A directory entry as readdir hands it out: inode, type, name.
-type DirEntry = (u64, FileType, std::ffi::OsString);
-
-/// Inode numbers by path, stable for the life of the mount.
-#[derive(Default)]
-struct Inodes {
-    by_path: HashMap<PathBuf, u64>,
-    paths: HashMap<u64, PathBuf>,
-    next: u64,
-}
-
-impl Inodes {
-    fn ino(&mut self, rel: &Path) -> u64 {
-        if let Some(i) = self.by_path.get(rel) {
-            return *i;
-        }
-        self.next += 1;
-        let ino = if rel.as_os_str().is_empty() {
-            INodeNo::ROOT.0
-        } else {
-            self.next + 1
-        };
-        self.by_path.insert(rel.to_path_buf(), ino);
-        self.paths.insert(ino, rel.to_path_buf());
-        ino
-    }
+/// A directory entry as readdir hands it out.
+struct DirEntry {
+    ino: u64,
+    kind: FileType,
+    name: std::ffi::OsString,
+    layer: usize,
 }
 
 /// Whether `m` is an overlayfs whiteout.
@@ -66,22 +61,58 @@ pub(crate) fn is_whiteout_meta(m: &std::fs::Metadata) -> bool {
     crate::layer::whiteout::is_whiteout(m)
 }
 
+/// How an open file's I/O reaches its backing file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// The kernel reads and writes the backing file itself.
+    Passthrough,
+    /// Through this process, with the kernel's page cache.
+    Cached,
+    /// Through this process, uncached: for an open that may use neither
+    /// (the inode is passed through to another backing file).
+    Direct,
+}
+
+/// An inode's I/O mode while it has open files: the kernel refuses to
+/// mix passthrough and cached opens of one inode, or two backing files.
+enum IoMode {
+    Passthrough { id: BackingId, file: (u64, u64), opens: usize },
+    Cached { opens: usize },
+}
+
+struct Handle {
+    file: Arc<std::fs::File>,
+    ino: u64,
+    served: Served,
+}
+
+/// Proof that the caller holds the lock under which the layers change.
+struct Changing<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+
 /// The union filesystem.
 pub struct UnionFs {
     layers: Layers,
-    /// The same stack without the upper: what a deletion must hide.
-    lowers: Layers,
+    /// The writable layer (layer 0 of `layers`) when there is one.
     upper: Option<copy_up::Upper>,
-    whiteouts: crate::layer::whiteout::WhiteoutFormat,
-    inodes: RwLock<Inodes>,
-    files: Mutex<HashMap<u64, std::fs::File>>,
-    /// Directory listings by handle, taken at opendir.
-    dirs: Mutex<HashMap<u64, Vec<DirEntry>>>,
-    next_fh: std::sync::atomic::AtomicU64,
+    whiteouts: WhiteoutFormat,
+    nodes: RwLock<Nodes>,
+    /// Held by every operation that changes the layers: copy-ups and
+    /// namespace changes never interleave.
+    changes: Mutex<()>,
+    files: RwLock<HashMap<u64, Handle>>,
+    /// Directory listings by handle, taken at the first read.
+    dirs: Mutex<HashMap<u64, Option<Arc<Vec<DirEntry>>>>>,
+    io_modes: Mutex<HashMap<u64, IoMode>>,
+    next_fh: AtomicU64,
+    allow_passthrough: bool,
+    passthrough: bool,
+    writeback: bool,
+    uid: u32,
+    gid: u32,
 }
 
-fn kind_of(m: &std::fs::Metadata) -> FileType {
-    FileType::from_std(m.file_type()).unwrap_or(FileType::RegularFile)
+fn kind_of(ft: std::fs::FileType) -> FileType {
+    FileType::from_std(ft).unwrap_or(FileType::RegularFile)
 }
 
 fn time(secs: i64, nsecs: i64) -> SystemTime {
@@ -101,7 +132,7 @@ fn attr(ino: u64, m: &std::fs::Metadata) -> FileAttr {
         mtime: time(m.mtime(), m.mtime_nsec()),
         ctime: time(m.ctime(), m.ctime_nsec()),
         crtime: time(m.mtime(), m.mtime_nsec()),
-        kind: kind_of(m),
+        kind: kind_of(m.file_type()),
         perm: (m.mode() & 0o7777) as u16,
         nlink: m.nlink() as u32,
         uid: m.uid(),
@@ -112,53 +143,253 @@ fn attr(ino: u64, m: &std::fs::Metadata) -> FileAttr {
     }
 }
 
+/// A negative entry: the kernel remembers that the name does not exist.
+fn negative() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
+
+fn errno(e: nix::Error) -> Errno {
+    Errno::from_i32(e as i32)
+}
+
+/// Whether this process may register passthrough backing files: the
+/// kernel asks for CAP_SYS_ADMIN in the initial user namespace.
+fn may_pass_through() -> bool {
+    // PROC_USER_INIT_INO, the initial user namespace's inode number.
+    let initial = std::fs::read_link("/proc/self/ns/user").is_ok_and(|l| l.as_os_str() == "user:[4026531837]");
+    let sys_admin = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("CapEff:"))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    });
+    initial && sys_admin.is_some_and(|c| c & (1 << 21) != 0) // CAP_SYS_ADMIN
+}
+
+/// Whether `dir` is on a stacking filesystem (overlayfs, FUSE), which
+/// takes one more level of passthrough stacking.
+fn stacked(dir: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    nix::sys::statfs::statfs(dir).is_ok_and(|s| {
+        let t = s.filesystem_type().0;
+        t == OVERLAYFS_SUPER_MAGIC || t == FUSE_SUPER_MAGIC
+    })
+}
+
+/// The two replies that open a file.
+trait OpenReply {
+    fn open_backing(&self, file: &std::fs::File) -> std::io::Result<BackingId>;
+    fn passthrough(self, fh: FileHandle, flags: FopenFlags, id: &BackingId);
+    fn plain(self, fh: FileHandle, flags: FopenFlags);
+    fn error(self, e: Errno);
+}
+
+impl OpenReply for ReplyOpen {
+    fn open_backing(&self, file: &std::fs::File) -> std::io::Result<BackingId> {
+        ReplyOpen::open_backing(self, file)
+    }
+    fn passthrough(self, fh: FileHandle, flags: FopenFlags, id: &BackingId) {
+        self.opened_passthrough(fh, flags, id)
+    }
+    fn plain(self, fh: FileHandle, flags: FopenFlags) {
+        self.opened(fh, flags)
+    }
+    fn error(self, e: Errno) {
+        ReplyOpen::error(self, e)
+    }
+}
+
+struct Created(ReplyCreate, FileAttr);
+
+impl OpenReply for Created {
+    fn open_backing(&self, file: &std::fs::File) -> std::io::Result<BackingId> {
+        self.0.open_backing(file)
+    }
+    fn passthrough(self, fh: FileHandle, flags: FopenFlags, id: &BackingId) {
+        self.0.created_passthrough(&TTL, &self.1, Generation(0), fh, flags, id)
+    }
+    fn plain(self, fh: FileHandle, flags: FopenFlags) {
+        self.0.created(&TTL, &self.1, Generation(0), fh, flags)
+    }
+    fn error(self, e: Errno) {
+        self.0.error(e)
+    }
+}
+
 impl UnionFs {
     /// A read-only union of `lowers`, topmost first.
-    pub fn new(lowers: Vec<PathBuf>) -> UnionFs {
+    pub fn new(lowers: Vec<PathBuf>) -> std::io::Result<UnionFs> {
         Self::with_upper(None, lowers)
     }
 
     /// A union with `upper` (the upper directory and its work directory)
     /// over `lowers`, topmost first.
-    pub fn with_upper(upper: Option<(PathBuf, PathBuf)>, lowers: Vec<PathBuf>) -> UnionFs {
-        let mut inodes = Inodes::default();
-        inodes.ino(Path::new(""));
-        let mut dirs = Vec::new();
+    pub fn with_upper(upper: Option<(PathBuf, PathBuf)>, lowers: Vec<PathBuf>) -> std::io::Result<UnionFs> {
         let whiteouts = match &upper {
-            Some((u, _)) => crate::layer::whiteout::WhiteoutFormat::detect(u),
-            None => crate::layer::whiteout::WhiteoutFormat::Files,
+            Some((u, _)) => WhiteoutFormat::detect(u),
+            None => WhiteoutFormat::Files,
         };
+        let mut dirs = Vec::new();
         if let Some((u, _)) = &upper {
             dirs.push(u.clone());
         }
         dirs.extend(lowers);
-        let lower_dirs = if upper.is_some() { dirs[1..].to_vec() } else { dirs.clone() };
-        UnionFs {
-            lowers: Layers::new(lower_dirs),
-            layers: Layers::new(dirs),
+        let layers = Layers::new(dirs);
+        let (root, _) = layers.root()?;
+        Ok(UnionFs {
+            layers,
             upper: upper.map(|(u, w)| copy_up::Upper::new(u, w)),
             whiteouts,
-            inodes: RwLock::new(inodes),
-            files: Mutex::new(HashMap::new()),
+            nodes: RwLock::new(Nodes::new(root)),
+            changes: Mutex::new(()),
+            files: RwLock::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
-            next_fh: 1.into(),
-        }
+            io_modes: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            allow_passthrough: true,
+            passthrough: false,
+            writeback: false,
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        })
     }
 
-    /// Whether `rel` is visible in the lower layers alone.
-    fn in_lower(&self, rel: &Path) -> bool {
-        self.upper.is_some() && matches!(self.lowers.find(rel), Ok(Some(_)))
+    /// Never use FUSE passthrough (the writeback cache serves instead).
+    pub fn without_passthrough(mut self) -> UnionFs {
+        self.allow_passthrough = false;
+        self
+    }
+
+    fn change(&self) -> Changing<'_> {
+        Changing(self.changes.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn nodes(&self) -> std::sync::RwLockReadGuard<'_, Nodes> {
+        self.nodes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn nodes_mut(&self) -> std::sync::RwLockWriteGuard<'_, Nodes> {
+        self.nodes.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn upper(&self) -> Result<&copy_up::Upper, Errno> {
         self.upper.as_ref().ok_or(Errno::EROFS)
     }
 
+    /// Where `rel` is visible, resolved through its parents as needed.
+    fn resolved(&self, rel: &Path) -> Result<At, Errno> {
+        if let Some(at) = self.nodes().at(rel) {
+            return Ok(at.clone());
+        }
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            return Err(Errno::ENOENT);
+        };
+        let pat = self.resolved(parent)?;
+        if !pat.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        match self.layers.lookup(parent, &pat.dirs, name)? {
+            Lookup::Found(at, _) => {
+                self.nodes_mut().set(rel, at.clone());
+                Ok(at)
+            }
+            _ => Err(Errno::ENOENT),
+        }
+    }
+
+    /// The path and place of inode `ino`.
+    fn node(&self, ino: INodeNo) -> Result<(PathBuf, At), Errno> {
+        let (rel, at) = {
+            let nodes = self.nodes();
+            let n = nodes.get(ino.0).ok_or(Errno::ENOENT)?;
+            (n.rel.clone(), n.at.clone())
+        };
+        match at {
+            Some(at) => Ok((rel, at)),
+            None => {
+                let at = self.resolved(&rel)?;
+                Ok((rel, at))
+            }
+        }
+    }
+
+    /// The directory `ino`: its path and place.
+    fn dir_node(&self, ino: INodeNo) -> Result<(PathBuf, At), Errno> {
+        let (rel, at) = self.node(ino)?;
+        if !at.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        Ok((rel, at))
+    }
+
+    /// Whether `name` in directory `parent` is visible in the lower layers
+    /// alone (so that removing it from the upper needs a whiteout).
+    fn in_lower(&self, parent: &Path, pat: &At, name: &OsStr) -> Result<bool, Errno> {
+        if self.upper.is_none() {
+            return Ok(false);
+        }
+        let lowers: Vec<usize> = pat.dirs.iter().copied().filter(|&l| l != 0).collect();
+        Ok(matches!(self.layers.lookup(parent, &lowers, name)?, Lookup::Found(..)))
+    }
+
     /// The upper path of `rel` after copying it (and its parents) up.
-    fn copied_up(&self, rel: &Path) -> Result<PathBuf, Errno> {
+    fn copy_up(&self, held: &Changing, rel: &Path) -> Result<PathBuf, Errno> {
+        self.copy_up_with(held, rel, true)
+    }
+
+    /// As [`Self::copy_up`]; without `data` a file (not its parents) is
+    /// copied up empty, for an open that truncates it.
+    fn copy_up_with(&self, _held: &Changing, rel: &Path, data: bool) -> Result<PathBuf, Errno> {
         let up = self.upper()?;
-        up.copy_up(&self.layers, rel).map_err(Errno::from)?;
-        Ok(up.dir.join(rel))
+        let mut prefix = PathBuf::new();
+        for comp in rel.iter() {
+            prefix.push(comp);
+            let at = self.resolved(&prefix)?;
+            if at.layer == 0 {
+                continue;
+            }
+            let src = self.layers.path(at.layer, &prefix);
+            let meta = src.symlink_metadata()?;
+            up.copy_one(&src, &meta, &up.dir.join(&prefix), data || prefix != rel)?;
+            let mut dirs = at.dirs;
+            if !dirs.is_empty() {
+                dirs.insert(0, 0);
+            }
+            self.nodes_mut().set(&prefix, At { layer: 0, dirs });
+        }
+        Ok(self.layers.path(0, rel))
+    }
+
+    /// Copies directory `rel` and everything visible below it up, so that
+    /// the upper copy alone holds the whole tree.
+    fn copy_up_tree(&self, held: &Changing, rel: &Path) -> Result<(), Errno> {
+        self.copy_up(held, rel)?;
+        let at = self.resolved(rel)?;
+        for entry in self.layers.list(rel, &at.dirs)? {
+            let child = rel.join(&entry.name);
+            if entry.kind.is_dir() {
+                self.copy_up_tree(held, &child)?;
+            } else if entry.layer != 0 {
+                self.copy_up(held, &child)?;
+            }
+        }
+        Ok(())
     }
 
     fn wh_file(dir: &Path, name: &OsStr) -> PathBuf {
@@ -171,351 +402,502 @@ impl UnionFs {
     /// whiteout at the name removed. Returns the upper path and whether the
     /// name hides something in a lower layer (a new directory must then be
     /// opaque).
-    fn make_room(&self, parent: &Path, name: &OsStr) -> Result<(PathBuf, bool), Errno> {
-        let rel = parent.join(name);
-        if self.layers.find(&rel).map_err(Errno::from)?.is_some() {
-            return Err(Errno::EEXIST);
-        }
-        let dir = self.copied_up(parent)?;
+    fn make_room(&self, held: &Changing, parent: &Path, pat: &At, name: &OsStr) -> Result<(PathBuf, bool), Errno> {
+        self.upper()?;
+        let hidden_in_upper = match self.layers.lookup(parent, &pat.dirs, name)? {
+            Lookup::Found(..) => return Err(Errno::EEXIST),
+            Lookup::Hidden(0) => true,
+            _ => false,
+        };
+        let hides_lower = hidden_in_upper && self.in_lower(parent, pat, name)?;
+        let dir = self.copy_up(held, parent)?;
         let path = dir.join(name);
-        if path.symlink_metadata().is_ok_and(|m| is_whiteout_meta(&m)) {
-            std::fs::remove_file(&path).map_err(Errno::from)?;
+        if hidden_in_upper {
+            if path.symlink_metadata().is_ok_and(|m| is_whiteout_meta(&m)) {
+                std::fs::remove_file(&path)?;
+            }
+            match std::fs::remove_file(Self::wh_file(&dir, name)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
         }
-        let wh = Self::wh_file(&dir, name);
-        if wh.symlink_metadata().is_ok() {
-            std::fs::remove_file(&wh).map_err(Errno::from)?;
-        }
-        Ok((path, self.in_lower(&rel)))
+        Ok((path, hides_lower))
     }
 
-    /// Hides `rel` (already gone from the upper) from the lower layers.
-    fn whiteout(&self, rel: &Path) -> Result<(), Errno> {
-        let up = self.upper()?;
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            return Err(Errno::EINVAL);
-        };
-        if !self.in_lower(rel) {
-            return Ok(());
-        }
-        let dir = up.dir.join(parent);
+    /// Hides `name` in upper directory `dir` from the lower layers.
+    fn whiteout(&self, dir: &Path, name: &OsStr) -> Result<(), Errno> {
         match self.whiteouts {
-            crate::layer::whiteout::WhiteoutFormat::Overlay => crate::layer::whiteout::make_whiteout(&dir.join(name)).map_err(Errno::from),
-            _ => std::fs::File::create(Self::wh_file(&dir, name)).map(drop).map_err(Errno::from),
+            WhiteoutFormat::Overlay => crate::layer::whiteout::make_whiteout(&dir.join(name)).map_err(Errno::from),
+            _ => std::fs::File::create(Self::wh_file(dir, name)).map(drop).map_err(Errno::from),
+        }
+    }
+
+    /// Marks upper directory `path` opaque: the lower layers' directories
+    /// of the same name are hidden.
+    fn make_opaque(&self, path: &Path) -> Result<(), Errno> {
+        match self.whiteouts {
+            WhiteoutFormat::Overlay => xattr::set(path, OVERLAY_OPAQUE_XATTR, b"y").map_err(Errno::from),
+            _ => std::fs::File::create(path.join(crate::layer::whiteout::OPAQUE_MARKER))
+                .map(drop)
+                .map_err(Errno::from),
         }
     }
 
     /// Gives a new entry the caller's ownership.
-    fn own(path: &Path, req: &Request) -> Result<(), Errno> {
+    fn own(&self, path: &Path, req: &Request) -> Result<(), Errno> {
+        if req.uid() == self.uid && req.gid() == self.gid {
+            return Ok(());
+        }
         std::os::unix::fs::lchown(path, Some(req.uid()), Some(req.gid())).map_err(Errno::from)
     }
 
-    fn entry_for(&self, rel: &Path) -> Result<FileAttr, Errno> {
-        let f = self.found(rel)?;
-        Ok(attr(self.ino_of(rel), &f.meta))
+    /// Records where `rel` (described by `meta`) is visible; returns its
+    /// inode number.
+    fn record(&self, rel: &Path, at: At, meta: &std::fs::Metadata) -> u64 {
+        if at.layer == 0 && self.upper.is_some() && !at.is_dir() && meta.nlink() > 1 {
+            self.nodes_mut().link(rel, at, (meta.dev(), meta.ino()))
+        } else {
+            self.nodes_mut().set(rel, at)
+        }
     }
 
-    /// Moves the inode numbers of `from` and everything below it to `to`.
-    fn renamed(&self, from: &Path, to: &Path) {
-        let mut inodes = self.inodes.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = inodes.by_path.remove(to) {
-            inodes.paths.remove(&old);
-        }
-        let moved: Vec<(PathBuf, u64)> = inodes
-            .by_path
-            .iter()
-            .filter(|(p, _)| p.starts_with(from))
-            .map(|(p, i)| (p.clone(), *i))
-            .collect();
-        for (p, ino) in moved {
-            // Joining an empty remainder would add a trailing slash.
-            let rest = p.strip_prefix(from).unwrap_or(Path::new(""));
-            let new = if rest.as_os_str().is_empty() {
-                to.to_path_buf()
-            } else {
-                to.join(rest)
-            };
-            inodes.by_path.remove(&p);
-            inodes.by_path.insert(new.clone(), ino);
-            inodes.paths.insert(ino, new);
-        }
+    /// Records a new upper entry and returns its attributes.
+    fn new_entry(&self, rel: &Path, dir: bool, meta: &std::fs::Metadata) -> FileAttr {
+        let at = At {
+            layer: 0,
+            dirs: if dir { vec![0] } else { Vec::new() },
+        };
+        attr(self.record(rel, at, meta), meta)
+    }
+
+    /// Makes a new entry `name` in directory `parent` with `make` (given
+    /// the upper path) and replies with it.
+    fn make_entry(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        make: impl FnOnce(&Changing, &Path, bool) -> Result<(), Errno>,
+    ) -> Result<FileAttr, Errno> {
+        let held = self.change();
+        let (dir, pat) = self.dir_node(parent)?;
+        let (path, hides_lower) = self.make_room(&held, &dir, &pat, name)?;
+        make(&held, &path, hides_lower)?;
+        let meta = path.symlink_metadata()?;
+        Ok(self.new_entry(&dir.join(name), meta.is_dir(), &meta))
     }
 
     /// unlink (`dir` false) or rmdir (`dir` true): the upper entry goes,
     /// and a whiteout hides what the lower layers hold under the name.
     fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool) -> Result<(), Errno> {
-        let parent_rel = self.path_of(parent).ok_or(Errno::ENOENT)?;
+        let held = self.change();
+        let (parent_rel, pat) = self.dir_node(parent)?;
         let rel = parent_rel.join(name);
-        let is_dir = self.found(&rel)?.meta.is_dir();
-        if is_dir != dir {
+        let Lookup::Found(at, _) = self.layers.lookup(&parent_rel, &pat.dirs, name)? else {
+            return Err(Errno::ENOENT);
+        };
+        if at.is_dir() != dir {
             return Err(if dir { Errno::ENOTDIR } else { Errno::EISDIR });
         }
-        if dir && !self.layers.list(&rel).map_err(Errno::from)?.is_empty() {
+        if dir && !self.layers.list(&rel, &at.dirs)?.is_empty() {
             return Err(Errno::ENOTEMPTY);
         }
-        let target = self.copied_up(&parent_rel)?.join(name);
-        // An upper directory holds at most whiteouts by now.
-        let removed = if dir {
-            std::fs::remove_dir_all(&target)
-        } else {
-            std::fs::remove_file(&target)
+        let in_lower = self.in_lower(&parent_rel, &pat, name)?;
+        let upper_dir = self.copy_up(&held, &parent_rel)?;
+        if at.layer == 0 {
+            let target = upper_dir.join(name);
+            // An upper directory holds at most whiteouts by now.
+            if dir {
+                std::fs::remove_dir_all(&target)?;
+            } else {
+                std::fs::remove_file(&target)?;
+            }
+        }
+        if in_lower {
+            self.whiteout(&upper_dir, name)?;
+        }
+        self.nodes_mut().remove(&rel);
+        Ok(())
+    }
+
+    fn rename_entry(&self, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: u32) -> Result<(), Errno> {
+        if flags & !libc::RENAME_NOREPLACE != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let held = self.change();
+        let (dir, pat) = self.dir_node(parent)?;
+        let (newdir, npat) = self.dir_node(newparent)?;
+        let (from, to) = (dir.join(name), newdir.join(newname));
+        let Lookup::Found(src, _) = self.layers.lookup(&dir, &pat.dirs, name)? else {
+            return Err(Errno::ENOENT);
         };
-        match removed {
+        if from == to {
+            return Ok(());
+        }
+        if let Lookup::Found(dst, _) = self.layers.lookup(&newdir, &npat.dirs, newname)? {
+            if flags & libc::RENAME_NOREPLACE != 0 {
+                return Err(Errno::EEXIST);
+            }
+            if dst.is_dir() != src.is_dir() {
+                return Err(if dst.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
+            }
+            if dst.is_dir() && !self.layers.list(&to, &dst.dirs)?.is_empty() {
+                return Err(Errno::ENOTEMPTY);
+            }
+        }
+        let from_in_lower = self.in_lower(&dir, &pat, name)?;
+        let to_in_lower = self.in_lower(&newdir, &npat, newname)?;
+        if src.dirs.iter().any(|&l| l != 0) {
+            // No redirects: the upper copy must hold the whole tree.
+            self.copy_up_tree(&held, &from)?;
+        }
+        let whole_tree = src.dirs.iter().any(|&l| l != 0);
+        let src_path = self.copy_up(&held, &from)?;
+        let dst_dir = self.copy_up(&held, &newdir)?;
+        let dst_path = dst_dir.join(newname);
+        if let Ok(m) = dst_path.symlink_metadata() {
+            if m.is_dir() {
+                std::fs::remove_dir_all(&dst_path)?;
+            } else if is_whiteout_meta(&m) {
+                std::fs::remove_file(&dst_path)?;
+            }
+        }
+        match std::fs::remove_file(Self::wh_file(&dst_dir, newname)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
-        self.whiteout(&rel)?;
-        self.forget_path(&rel);
+        std::fs::rename(&src_path, &dst_path)?;
+        if whole_tree {
+            // Nothing lies below the moved tree any more: whiteouts there
+            // would only confuse other readers of the upper.
+            copy_up::purge_whiteouts(&dst_path)?;
+        }
+        // A directory landing where lower layers hold the name hides them.
+        if src.is_dir() && to_in_lower {
+            self.make_opaque(&dst_path)?;
+        }
+        if from_in_lower {
+            self.whiteout(&self.layers.path(0, &dir), name)?;
+        }
+        let at = At {
+            layer: 0,
+            dirs: if src.is_dir() { vec![0] } else { Vec::new() },
+        };
+        self.nodes_mut().rename(&from, &to, at);
         Ok(())
     }
 
     /// The entries of directory `ino`, with `.` and `..`.
     fn listing(&self, ino: INodeNo) -> Result<Vec<DirEntry>, Errno> {
-        let rel = self.path_of(ino).ok_or(Errno::ENOENT)?;
-        let entries = self.layers.list(&rel).map_err(Errno::from)?;
-        let parent_ino = rel.parent().map(|p| self.ino_of(p)).unwrap_or(INodeNo::ROOT.0);
-        let mut all: Vec<DirEntry> = vec![
-            (ino.0, FileType::Directory, ".".into()),
-            (parent_ino, FileType::Directory, "..".into()),
-        ];
-        for (name, layer) in entries {
-            let child = rel.join(&name);
-            let kind = self.layers.dirs()[layer]
-                .join(&child)
-                .symlink_metadata()
-                .map(|m| kind_of(&m))
-                .unwrap_or(FileType::RegularFile);
-            all.push((self.ino_of(&child), kind, name));
+        let (rel, at) = self.dir_node(ino)?;
+        let entries = self.layers.list(&rel, &at.dirs)?;
+        let mut nodes = self.nodes_mut();
+        let parent_ino = rel.parent().map(|p| nodes.ino(p)).unwrap_or(nodes::ROOT);
+        let dot = |ino, name: &str| DirEntry {
+            ino,
+            kind: FileType::Directory,
+            name: name.into(),
+            layer: at.layer,
+        };
+        let mut all = vec![dot(ino.0, "."), dot(parent_ino, "..")];
+        for e in entries {
+            let child = rel.join(&e.name);
+            // A listed non-directory's place is known from the listing.
+            let child_ino = nodes.learn(&child, || {
+                (!e.kind.is_dir()).then(|| At {
+                    layer: e.layer,
+                    dirs: Vec::new(),
+                })
+            });
+            all.push(DirEntry {
+                ino: child_ino,
+                kind: kind_of(e.kind),
+                name: e.name,
+                layer: e.layer,
+            });
         }
         Ok(all)
     }
 
-    fn forget_path(&self, rel: &Path) {
-        let mut inodes = self.inodes.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(ino) = inodes.by_path.remove(rel) {
-            inodes.paths.remove(&ino);
+    /// The listing of open directory `fh`, taken at its first read.
+    fn dir_entries(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<Vec<DirEntry>>, Errno> {
+        if let Some(Some(l)) = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0) {
+            return Ok(l.clone());
+        }
+        let listing = Arc::new(self.listing(ino)?);
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        match dirs.get_mut(&fh.0) {
+            Some(slot) => Ok(slot.get_or_insert(listing).clone()),
+            None => Err(Errno::EBADF),
         }
     }
 
-    fn path_of(&self, ino: INodeNo) -> Option<PathBuf> {
-        self.inodes.read().unwrap_or_else(|p| p.into_inner()).paths.get(&ino.0).cloned()
+    fn file(&self, fh: FileHandle) -> Result<Arc<std::fs::File>, Errno> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        files.get(&fh.0).map(|h| h.file.clone()).ok_or(Errno::EBADF)
     }
 
-    fn ino_of(&self, rel: &Path) -> u64 {
-        let known = self.inodes.read().unwrap_or_else(|p| p.into_inner()).by_path.get(rel).copied();
-        known.unwrap_or_else(|| self.inodes.write().unwrap_or_else(|p| p.into_inner()).ino(rel))
+    /// Registers an open file and replies, choosing how its I/O is served.
+    fn serve(&self, ino: u64, file: std::fs::File, keep_cache: bool, reply: impl OpenReply) {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        let keep = if keep_cache || self.writeback {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        };
+        let file = Arc::new(file);
+        let insert = |served| {
+            let h = Handle {
+                file: file.clone(),
+                ino,
+                served,
+            };
+            self.files.write().unwrap_or_else(|p| p.into_inner()).insert(fh, h);
+        };
+        if !self.passthrough {
+            insert(Served::Cached);
+            return reply.plain(FileHandle(fh), keep);
+        }
+        let identity = match file.metadata() {
+            Ok(m) => (m.dev(), m.ino()),
+            Err(e) => return reply.error(e.into()),
+        };
+        let mut modes = self.io_modes.lock().unwrap_or_else(|p| p.into_inner());
+        match modes.get_mut(&ino) {
+            Some(IoMode::Passthrough { id, file: f, opens }) if *f == identity => {
+                *opens += 1;
+                insert(Served::Passthrough);
+                reply.passthrough(FileHandle(fh), FopenFlags::empty(), id)
+            }
+            Some(IoMode::Passthrough { .. }) => {
+                insert(Served::Direct);
+                reply.plain(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO)
+            }
+            Some(IoMode::Cached { opens }) => {
+                *opens += 1;
+                insert(Served::Cached);
+                reply.plain(FileHandle(fh), keep)
+            }
+            None => match reply.open_backing(&file) {
+                Ok(id) => {
+                    insert(Served::Passthrough);
+                    reply.passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                    modes.insert(
+                        ino,
+                        IoMode::Passthrough {
+                            id,
+                            file: identity,
+                            opens: 1,
+                        },
+                    );
+                }
+                Err(_) => {
+                    // This file cannot be passed through: served here.
+                    modes.insert(ino, IoMode::Cached { opens: 1 });
+                    insert(Served::Cached);
+                    reply.plain(FileHandle(fh), keep)
+                }
+            },
+        }
     }
 
-    fn found(&self, rel: &Path) -> Result<layers::Found, Errno> {
-        match self.layers.find(rel) {
-            Ok(Some(f)) => Ok(f),
-            Ok(None) => Err(Errno::ENOENT),
-            Err(e) => Err(e.into()),
+    /// Opens the upper file at `path` for writing with `flags`, creating
+    /// it with mode `create` if given.
+    fn open_for_write(&self, path: &Path, flags: i32, create: Option<u32>) -> std::io::Result<std::fs::File> {
+        let mut passed = flags & (libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC | libc::O_NOATIME);
+        let mut read = flags & libc::O_ACCMODE != libc::O_WRONLY;
+        if self.writeback {
+            // The kernel appends and reads back partial pages itself.
+            passed &= !libc::O_APPEND;
+            read = true;
+        }
+        let open = |read: bool| {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(read).write(true);
+            if let Some(mode) = create {
+                o.create_new(true);
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode);
+            }
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, passed);
+            o.open(path)
+        };
+        match open(read) {
+            Err(e) if read && self.writeback && e.kind() == std::io::ErrorKind::PermissionDenied => open(false),
+            r => r,
         }
     }
 }
 
 impl Filesystem for UnionFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let caps = config.capabilities();
+        let wanted = InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_CACHE_SYMLINKS
+            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
+        let _ = config.add_capabilities(wanted & caps);
+        if self.allow_passthrough && caps.contains(InitFlags::FUSE_PASSTHROUGH) && may_pass_through() {
+            let depth = if self.layers.dirs().iter().any(|d| stacked(d)) { 2 } else { 1 };
+            self.passthrough = config.set_max_stack_depth(depth).is_ok() && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok();
+        }
+        if !self.passthrough && self.upper.is_some() && caps.contains(InitFlags::FUSE_WRITEBACK_CACHE) {
+            self.writeback = config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE).is_ok();
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(name);
-        match self.found(&rel) {
-            Ok(f) => reply.entry(&TTL, &attr(self.ino_of(&rel), &f.meta), Generation(0)),
+        let r = self.dir_node(parent).and_then(|(dir, pat)| {
+            Ok(match self.layers.lookup(&dir, &pat.dirs, name)? {
+                Lookup::Found(at, meta) => Some(attr(self.record(&dir.join(name), at, &meta), &meta)),
+                _ => None,
+            })
+        });
+        match r {
+            Ok(Some(a)) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(None) => reply.entry(&TTL, &negative(), Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let meta = match fh.map(|fh| self.file(fh)) {
+            Some(Ok(f)) => f.metadata().map_err(Errno::from),
+            _ => self
+                .node(ino)
+                .and_then(|(rel, at)| self.layers.path(at.layer, &rel).symlink_metadata().map_err(Errno::from)),
         };
-        match self.found(&rel) {
-            Ok(f) => reply.attr(&TTL, &attr(ino.0, &f.meta)),
+        match meta {
+            Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),
             Err(e) => reply.error(e),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        match self.found(&rel).and_then(|f| std::fs::read_link(&f.path).map_err(Errno::from)) {
+        let r = self
+            .node(ino)
+            .and_then(|(rel, at)| std::fs::read_link(self.layers.path(at.layer, &rel)).map_err(Errno::from));
+        match r {
             Ok(target) => reply.data(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str())),
             Err(e) => reply.error(e),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let writing = flags.0 & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND) != 0;
-        let opened = if writing {
-            self.copied_up(&rel).and_then(|p| {
-                let mut o = std::fs::OpenOptions::new();
-                o.read(flags.0 & libc::O_ACCMODE != libc::O_WRONLY)
-                    .write(true)
-                    .truncate(flags.0 & libc::O_TRUNC != 0);
-                std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, flags.0 & (libc::O_APPEND | libc::O_SYNC | libc::O_DSYNC));
-                o.open(p).map_err(Errno::from)
-            })
-        } else {
-            self.found(&rel).and_then(|f| std::fs::File::open(&f.path).map_err(Errno::from))
-        };
-        match opened {
-            Ok(file) => {
-                let fh = self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, file);
-                // Without an upper nothing changes: the page cache may keep files.
-                let keep = if self.upper.is_none() {
-                    FopenFlags::FOPEN_KEEP_CACHE
-                } else {
-                    FopenFlags::empty()
-                };
-                reply.opened(FileHandle(fh), keep);
+        let flags = flags.0;
+        let writing = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND) != 0;
+        let opened = self.node(ino).and_then(|(rel, at)| {
+            if writing {
+                let held = self.change();
+                let path = self.copy_up_with(&held, &rel, flags & libc::O_TRUNC == 0)?;
+                let file = self.open_for_write(&path, flags, None)?;
+                if flags & libc::O_TRUNC != 0 {
+                    file.set_len(0)?;
+                }
+                Ok((file, false))
+            } else {
+                let file = std::fs::File::open(self.layers.path(at.layer, &rel))?;
+                // A lower file changes only by a copy-up, which this mount makes.
+                Ok((file, self.upper.is_none() || at.layer != 0))
             }
+        });
+        match opened {
+            Ok((file, keep)) => self.serve(ino.0, file, keep, reply),
             Err(e) => reply.error(e),
         }
     }
 
-    fn write(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        data: &[u8],
-        _write_flags: fuser::WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: fuser::ReplyWrite,
-    ) {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = files.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
-        };
-        match file.write_all_at(data, offset) {
-            Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(e.into()),
-        }
-    }
-
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = files.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
-        };
-        match if datasync { file.sync_data() } else { file.sync_all() } {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e.into()),
-        }
-    }
-
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: fuser::ReplyCreate) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(name);
-        let made = self.make_room(&dir, name).and_then(|(path, _)| {
-            let mut o = std::fs::OpenOptions::new();
-            o.read(flags & libc::O_ACCMODE != libc::O_WRONLY).write(true).create_new(true);
-            std::os::unix::fs::OpenOptionsExt::mode(&mut o, mode & !umask & 0o7777);
-            let f = o.open(&path).map_err(Errno::from)?;
-            Self::own(&path, req)?;
-            Ok(f)
+    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+        let mut file = None;
+        let made = self.make_entry(parent, name, |_, path, _| {
+            let f = self.open_for_write(path, flags, Some(mode & !umask & 0o7777))?;
+            self.own(path, req)?;
+            file = Some(f);
+            Ok(())
         });
-        match made.and_then(|f| Ok((f, self.entry_for(&rel)?))) {
-            Ok((file, a)) => {
-                let fh = self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.files.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, file);
-                reply.created(&TTL, &a, Generation(0), FileHandle(fh), FopenFlags::empty());
-            }
+        match made.and_then(|a| Ok((a, file.ok_or(Errno::EIO)?))) {
+            Ok((a, f)) => self.serve(a.ino.0, f, false, Created(reply, a)),
             Err(e) => reply.error(e),
         }
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(name);
-        let made = self.make_room(&dir, name).and_then(|(path, hides_lower)| {
+        let made = self.make_entry(parent, name, |_, path, hides_lower| {
+            let perm = std::os::unix::fs::PermissionsExt::from_mode(mode & !umask & 0o7777);
+            if !hides_lower {
+                // Nothing below to hide: made in place, as overlayfs does.
+                std::fs::create_dir(path)?;
+                std::fs::set_permissions(path, perm)?;
+                return self.own(path, req);
+            }
             let up = self.upper()?;
             // Built in the work directory, marked opaque there, then moved in.
             let tmp = up.work.join(format!(
                 "mkdir-{}-{}",
                 std::process::id(),
-                self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                self.next_fh.fetch_add(1, Ordering::Relaxed)
             ));
-            std::fs::create_dir(&tmp).map_err(Errno::from)?;
+            std::fs::create_dir(&tmp)?;
             let r = (|| {
-                std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode & !umask & 0o7777))
-                    .map_err(Errno::from)?;
-                Self::own(&tmp, req)?;
-                if hides_lower {
-                    match self.whiteouts {
-                        crate::layer::whiteout::WhiteoutFormat::Overlay => {
-                            xattr::set(&tmp, crate::layer::whiteout::OVERLAY_OPAQUE_XATTR, b"y").map_err(Errno::from)?
-                        }
-                        _ => drop(std::fs::File::create(tmp.join(crate::layer::whiteout::OPAQUE_MARKER)).map_err(Errno::from)?),
-                    }
-                }
-                std::fs::rename(&tmp, &path).map_err(Errno::from)
+                std::fs::set_permissions(&tmp, perm)?;
+                self.own(&tmp, req)?;
+                self.make_opaque(&tmp)?;
+                std::fs::rename(&tmp, path).map_err(Errno::from)
             })();
             if r.is_err() {
                 let _ = std::fs::remove_dir_all(&tmp);
             }
             r
         });
-        match made.and_then(|_| self.entry_for(&rel)) {
+        match made {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(link_name);
-        let made = self.make_room(&dir, link_name).and_then(|(path, _)| {
-            std::os::unix::fs::symlink(target, &path).map_err(Errno::from)?;
-            Self::own(&path, req)
+        let made = self.make_entry(parent, link_name, |_, path, _| {
+            std::os::unix::fs::symlink(target, path)?;
+            self.own(path, req)
         });
-        match made.and_then(|_| self.entry_for(&rel)) {
+        match made {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
     fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
-        let Some(dir) = self.path_of(parent) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(name);
-        let made = self.make_room(&dir, name).and_then(|(path, _)| {
+        let made = self.make_entry(parent, name, |_, path, _| {
             let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & libc::S_IFMT);
             let perm = nix::sys::stat::Mode::from_bits_truncate(mode & !umask & 0o7777);
-            nix::sys::stat::mknod(&path, kind, perm, rdev as libc::dev_t).map_err(|e| Errno::from_i32(e as i32))?;
-            Self::own(&path, req)
+            nix::sys::stat::mknod(path, kind, perm, rdev as libc::dev_t).map_err(errno)?;
+            self.own(path, req)
         });
-        match made.and_then(|_| self.entry_for(&rel)) {
+        match made {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
     fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        let (Some(src), Some(dir)) = (self.path_of(ino), self.path_of(newparent)) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let rel = dir.join(newname);
-        let made = self.copied_up(&src).and_then(|from| {
-            let (path, _) = self.make_room(&dir, newname)?;
-            std::fs::hard_link(from, path).map_err(Errno::from)
+        let made = self.node(ino).and_then(|(src, _)| {
+            self.make_entry(newparent, newname, |held, path, _| {
+                let from = self.copy_up(held, &src)?;
+                std::fs::hard_link(&from, path)?;
+                // Both names are now one upper file: one inode.
+                let m = from.symlink_metadata()?;
+                self.nodes_mut().link(
+                    &src,
+                    At {
+                        layer: 0,
+                        dirs: Vec::new(),
+                    },
+                    (m.dev(), m.ino()),
+                );
+                Ok(())
+            })
         });
-        match made.and_then(|_| self.entry_for(&rel)) {
+        match made {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -525,11 +907,10 @@ impl Filesystem for UnionFs {
         if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
             return reply.error(Errno::EPERM);
         }
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let r = self.copied_up(&rel).and_then(|p| {
-            let exists = xattr::get(&p, name).map_err(Errno::from)?.is_some();
+        let r = self.node(ino).and_then(|(rel, _)| {
+            let held = self.change();
+            let p = self.copy_up(&held, &rel)?;
+            let exists = xattr::get(&p, name)?.is_some();
             if flags & libc::XATTR_CREATE != 0 && exists {
                 return Err(Errno::EEXIST);
             }
@@ -548,34 +929,122 @@ impl Filesystem for UnionFs {
         if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
             return reply.error(Errno::EPERM);
         }
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
+        let r = self.node(ino).and_then(|(rel, _)| {
+            let held = self.change();
+            let p = self.copy_up(&held, &rel)?;
+            xattr::remove(&p, name).map_err(Errno::from)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        match self.file(fh).and_then(|f| f.write_all_at(data, offset).map_err(Errno::from)) {
+            Ok(()) => reply.written(data.len() as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let file = match self.file(fh) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
         };
-        match self.copied_up(&rel).and_then(|p| xattr::remove(&p, name).map_err(Errno::from)) {
+        let mut buf = vec![0u8; size as usize];
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return reply.error(e.into()),
+            }
+        }
+        reply.data(&buf[..filled]);
+    }
+
+    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let r = self
+            .file(fh)
+            .and_then(|f| if datasync { f.sync_data() } else { f.sync_all() }.map_err(Errno::from));
+        match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
     fn fallocate(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = files.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
-        };
-        // SAFETY: fallocate on an fd we hold open; integer arguments only.
-        let r = unsafe {
-            libc::fallocate(
-                std::os::fd::AsRawFd::as_raw_fd(file),
-                mode,
-                offset as libc::off_t,
-                length as libc::off_t,
-            )
-        };
-        if r == 0 {
-            reply.ok()
-        } else {
-            reply.error(std::io::Error::last_os_error().into())
+        let r = self.file(fh).and_then(|f| {
+            // SAFETY: fallocate on an fd we hold open; integer arguments only.
+            let r = unsafe {
+                libc::fallocate(
+                    std::os::fd::AsRawFd::as_raw_fd(&*f),
+                    mode,
+                    offset as libc::off_t,
+                    length as libc::off_t,
+                )
+            };
+            if r == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error().into())
+            }
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        let handle = self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+        if let Some(h) = handle.filter(|h| h.served != Served::Direct) {
+            let mut modes = self.io_modes.lock().unwrap_or_else(|p| p.into_inner());
+            let last = match modes.get_mut(&h.ino) {
+                Some(IoMode::Passthrough { opens, .. }) | Some(IoMode::Cached { opens }) => {
+                    *opens -= 1;
+                    *opens == 0
+                }
+                None => false,
+            };
+            if last {
+                // Dropping the backing id closes it in the kernel.
+                modes.remove(&h.ino);
+            }
+        }
+        reply.ok();
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -602,46 +1071,8 @@ impl Filesystem for UnionFs {
         flags: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (Some(dir), Some(newdir)) = (self.path_of(parent), self.path_of(newparent)) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let (from, to) = (dir.join(name), newdir.join(newname));
-        let r = (|| {
-            if flags.bits() != 0 {
-                return Err(Errno::EINVAL);
-            }
-            let src = self.found(&from)?;
-            if src.meta.is_dir() && self.in_lower(&from) {
-                // No redirects: a merged or lower directory cannot move.
-                return Err(Errno::EXDEV);
-            }
-            if let Some(dst) = self.layers.find(&to).map_err(Errno::from)? {
-                if dst.meta.is_dir() != src.meta.is_dir() {
-                    return Err(if dst.meta.is_dir() { Errno::EISDIR } else { Errno::ENOTDIR });
-                }
-                if dst.meta.is_dir() && !self.layers.list(&to).map_err(Errno::from)?.is_empty() {
-                    return Err(Errno::ENOTEMPTY);
-                }
-            }
-            let src_path = self.copied_up(&from)?;
-            let dst_dir = self.copied_up(&newdir)?;
-            let dst_path = dst_dir.join(newname);
-            if dst_path.symlink_metadata().is_ok_and(|m| is_whiteout_meta(&m) || m.is_dir()) {
-                let _ = std::fs::remove_dir_all(&dst_path).or_else(|_| std::fs::remove_file(&dst_path));
-            }
-            let _ = std::fs::remove_file(Self::wh_file(&dst_dir, newname));
-            std::fs::rename(&src_path, &dst_path).map_err(Errno::from)?;
-            // A directory landing where lower layers hold the name must hide them.
-            if src.meta.is_dir() && self.in_lower(&to) {
-                xattr::set(&dst_path, crate::layer::whiteout::OVERLAY_OPAQUE_XATTR, b"y").map_err(Errno::from)?;
-            }
-            self.whiteout(&from)
-        })();
-        match r {
-            Ok(()) => {
-                self.renamed(&from, &to);
-                reply.ok()
-            }
+        match self.rename_entry(parent, name, newparent, newname, flags.bits()) {
+            Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
@@ -657,30 +1088,29 @@ impl Filesystem for UnionFs {
         atime: Option<fuser::TimeOrNow>,
         mtime: Option<fuser::TimeOrNow>,
         _ctime: Option<SystemTime>,
-        _fh: Option<FileHandle>,
+        fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
         _bkuptime: Option<SystemTime>,
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
         let r = (|| {
-            let path = self.copied_up(&rel)?;
+            let (rel, _) = self.node(ino)?;
+            let held = self.change();
+            let path = self.copy_up(&held, &rel)?;
             if uid.is_some() || gid.is_some() {
-                std::os::unix::fs::lchown(&path, uid, gid).map_err(Errno::from)?;
+                std::os::unix::fs::lchown(&path, uid, gid)?;
             }
             if let Some(m) = mode {
-                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(m & 0o7777)).map_err(Errno::from)?;
+                std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(m & 0o7777))?;
             }
             if let Some(s) = size {
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .and_then(|f| f.set_len(s))
-                    .map_err(Errno::from)?;
+                // An open file may be unlinked already; its handle still works.
+                match fh.map(|fh| self.file(fh)) {
+                    Some(Ok(f)) => f.set_len(s)?,
+                    _ => std::fs::OpenOptions::new().write(true).open(&path)?.set_len(s)?,
+                }
             }
             if atime.is_some() || mtime.is_some() {
                 let ts = |t: Option<fuser::TimeOrNow>| match t {
@@ -692,10 +1122,9 @@ impl Filesystem for UnionFs {
                     }
                 };
                 nix::sys::stat::utimensat(None, &path, &ts(atime), &ts(mtime), nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-                    .map_err(|e| Errno::from_i32(e as i32))?;
+                    .map_err(errno)?;
             }
-            let m = path.symlink_metadata().map_err(Errno::from)?;
-            Ok(attr(ino.0, &m))
+            Ok::<_, Errno>(attr(ino.0, &path.symlink_metadata()?))
         })();
         match r {
             Ok(a) => reply.attr(&TTL, &a),
@@ -703,68 +1132,53 @@ impl Filesystem for UnionFs {
         }
     }
 
-    fn read(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        let files = self.files.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(file) = files.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
-        };
-        let mut buf = vec![0u8; size as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return reply.error(e.into()),
-            }
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if let Err(e) = self.dir_node(ino) {
+            return reply.error(e);
         }
-        reply.data(&buf[..filled]);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, None);
+        // The kernel may keep the listing: every change to it passes
+        // through this mount and drops the kernel's copy.
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE);
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+        // The listing is taken once per open: entries removed while a
+        // reader walks it (rm -rf) must not shift the offsets it resumes at.
+        let entries = match self.dir_entries(ino, fh) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
+        };
+        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
+                break;
+            }
+        }
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // The listing is taken once per open: entries removed while a
-        // reader walks it (rm -rf) must not shift the offsets it resumes at.
-        match self.listing(ino) {
-            Ok(entries) => {
-                let fh = self.next_fh.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, entries);
-                reply.opened(FileHandle(fh), FopenFlags::empty());
-            }
-            Err(e) => reply.error(e),
-        }
-    }
-
-    fn readdir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(entries) = dirs.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
+        let entries = match self.dir_entries(ino, fh) {
+            Ok(e) => e,
+            Err(e) => return reply.error(e),
         };
-        for (i, (child_ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(*child_ino), (i + 1) as u64, *kind, name) {
+        let rel = match self.node(ino) {
+            Ok((rel, _)) => rel,
+            Err(e) => return reply.error(e),
+        };
+        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+            let path = match i {
+                0 => self.layers.path(e.layer, &rel),
+                1 => match rel.parent() {
+                    Some(p) => self.layers.path(e.layer, p),
+                    None => self.layers.path(e.layer, &rel),
+                },
+                _ => self.layers.path(e.layer, &rel.join(&e.name)),
+            };
+            // An entry gone since the listing was taken is skipped.
+            let Ok(meta) = path.symlink_metadata() else { continue };
+            if reply.add(INodeNo(e.ino), (i + 1) as u64, &e.name, &TTL, &attr(e.ino, &meta), Generation(0)) {
                 break;
             }
         }
@@ -788,7 +1202,7 @@ impl Filesystem for UnionFs {
                 s.name_max() as u32,
                 s.fragment_size() as u32,
             ),
-            Err(e) => reply.error(Errno::from_i32(e as i32)),
+            Err(e) => reply.error(errno(e)),
         }
     }
 
@@ -796,10 +1210,10 @@ impl Filesystem for UnionFs {
         if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
             return reply.error(Errno::NO_XATTR);
         }
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        match self.found(&rel).and_then(|f| xattr::get(&f.path, name).map_err(Errno::from)) {
+        let r = self
+            .node(ino)
+            .and_then(|(rel, at)| xattr::get(self.layers.path(at.layer, &rel), name).map_err(Errno::from));
+        match r {
             Ok(Some(v)) if size == 0 => reply.size(v.len() as u32),
             Ok(Some(v)) if v.len() <= size as usize => reply.data(&v),
             Ok(Some(_)) => reply.error(Errno::ERANGE),
@@ -809,10 +1223,10 @@ impl Filesystem for UnionFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let Some(rel) = self.path_of(ino) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let names = match self.found(&rel).and_then(|f| xattr::list(&f.path).map_err(Errno::from)) {
+        let names = match self
+            .node(ino)
+            .and_then(|(rel, at)| xattr::list(self.layers.path(at.layer, &rel)).map_err(Errno::from))
+        {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
