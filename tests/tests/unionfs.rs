@@ -482,3 +482,216 @@ fn rm_rf_of_a_large_lower_tree() {
     assert!(berth_fs::layer::whiteout::is_whiteout(&wh), "the upper hides the whole lower tree");
     assert_eq!(std::fs::read_dir(l.join("tree")).unwrap().count(), 1501, "the lower is untouched");
 }
+
+/// Whether the running kernel has FUSE passthrough (Linux 6.9).
+fn kernel_has_passthrough() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 9)
+}
+
+/// Resumes a stopped process when dropped, so a failing test cannot leave
+/// a mount hanging.
+struct Resume(i32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// Runs `f` on another thread; None if it did not finish in time (the
+/// thread is left behind, blocked on the stopped mount until it resumes).
+fn finishes<T: Send + 'static>(secs: f64, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs_f64(secs)).ok()
+}
+
+#[test]
+fn open_files_are_passed_through_to_the_backing_file() {
+    if !require_root("open_files_are_passed_through_to_the_backing_file") {
+        return;
+    }
+    assert!(kernel_has_passthrough(), "this kernel lacks FUSE passthrough (Linux 6.9)");
+    let (_dir, [l, u, w, m]) = union_dirs();
+    std::fs::write(l.join("lower"), "from the lower layer").unwrap();
+    mount_unionfs(
+        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
+        &m,
+    );
+    let _m = Mounted(m.clone());
+    // The files stay open until the daemon resumes: a close may wait for it.
+    let reader = std::sync::Arc::new(std::fs::File::open(m.join("lower")).unwrap());
+    let writer = std::sync::Arc::new(std::fs::File::create(m.join("new")).unwrap());
+    let (r, w2) = (reader.clone(), writer.clone());
+    // An inode's first write asks for security.capability; later ones do
+    // not (set-id bits are the daemon's to clear).
+    std::os::unix::fs::FileExt::write_all_at(&*writer, b"first", 0).unwrap();
+    // With the daemon stopped, only passthrough I/O can complete.
+    let pid = daemon_pid(&m).expect("daemon running");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let resume = Resume(pid);
+    let read = finishes(5.0, move || {
+        let mut buf = [0u8; 64];
+        let n = std::os::unix::fs::FileExt::read_at(&*r, &mut buf, 0).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    assert_eq!(read.as_deref(), Some("from the lower layer"), "a read waited for the daemon");
+    let wrote = finishes(5.0, move || {
+        std::os::unix::fs::FileExt::write_all_at(&*w2, b"written while stopped", 0).is_ok()
+    });
+    assert_eq!(wrote, Some(true), "a write waited for the daemon");
+    drop(resume);
+    drop((reader, writer));
+    assert_eq!(std::fs::read_to_string(u.join("new")).unwrap(), "written while stopped");
+    assert_eq!(std::fs::read_to_string(m.join("new")).unwrap(), "written while stopped");
+    // Without passthrough the same read needs the daemon.
+    let (_dir2, [l2, u2, w2, m2]) = union_dirs();
+    std::fs::write(l2.join("lower"), "x").unwrap();
+    mount_unionfs(
+        &format!(
+            "lowerdir={},upperdir={},workdir={},passthrough=off",
+            l2.display(),
+            u2.display(),
+            w2.display()
+        ),
+        &m2,
+    );
+    let _m2 = Mounted(m2.clone());
+    let reader = std::sync::Arc::new(std::fs::File::open(m2.join("lower")).unwrap());
+    let r = reader.clone();
+    let pid = daemon_pid(&m2).expect("daemon running");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let resume = Resume(pid);
+    let read = finishes(0.5, move || {
+        let mut buf = [0u8; 8];
+        std::os::unix::fs::FileExt::read_at(&*r, &mut buf, 0).unwrap()
+    });
+    assert_eq!(read, None, "passthrough=off still passed the file through");
+    drop(resume);
+}
+
+#[test]
+fn without_privilege_whiteouts_are_files_and_io_uses_the_writeback_cache() {
+    if !require_root("without_privilege_whiteouts_are_files_and_io_uses_the_writeback_cache") {
+        return;
+    }
+    // In a user namespace of its own berth-unionfs has no CAP_MKNOD or
+    // CAP_SYS_ADMIN outside it: whiteouts become `.wh.` files, opaque
+    // directories get `.wh..wh..opq`, and file I/O goes through the
+    // writeback cache instead of passthrough.
+    let (_dir, [l, u, w, m]) = union_dirs();
+    std::fs::create_dir_all(l.join("gone")).unwrap();
+    std::fs::write(l.join("gone/inner"), "x").unwrap();
+    std::fs::create_dir_all(l.join("remade")).unwrap();
+    std::fs::write(l.join("remade/old"), "old").unwrap();
+    std::fs::write(l.join("file"), "lower").unwrap();
+    std::fs::write(l.join("appended"), "first").unwrap();
+    let script = format!(
+        "set -e
+        {bin} -o lowerdir={l},upperdir={u},workdir={w} {m}
+        cd {m}
+        rm file
+        rm -r gone
+        rm -r remade
+        mkdir remade
+        echo new > remade/n
+        printf ' second' >> appended
+        dd if=/dev/zero of=big bs=64k count=16 status=none
+        ls -A {m}
+        cat appended
+        cd /
+        umount {m}",
+        bin = bin("berth-unionfs").display(),
+        l = l.display(),
+        u = u.display(),
+        w = w.display(),
+        m = m.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "script failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<&str> = stdout.lines().take_while(|l| !l.starts_with("first")).collect();
+    assert_eq!(listed, ["appended", "big", "remade"]);
+    assert!(stdout.contains("first second"), "{stdout}");
+    for wh in [".wh.file", ".wh.gone"] {
+        let m = std::fs::symlink_metadata(u.join(wh)).unwrap_or_else(|e| panic!("{wh}: {e}"));
+        assert!(m.is_file() && m.len() == 0, "{wh} is an empty file");
+    }
+    assert!(u.join("remade/.wh..wh..opq").exists(), "the remade directory is opaque");
+    assert!(!u.join("remade/old").exists());
+    assert_eq!(std::fs::metadata(u.join("big")).unwrap().len(), 16 * 65536);
+    // The same upper, mounted by berth-unionfs as root, reads the same.
+    mount_unionfs(
+        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
+        &m,
+    );
+    let _m = Mounted(m.clone());
+    let mut names: Vec<String> = std::fs::read_dir(&m)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["appended", "big", "remade"]);
+    let remade: Vec<String> = std::fs::read_dir(m.join("remade"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(remade, ["n"]);
+    assert_eq!(std::fs::read_to_string(m.join("appended")).unwrap(), "first second");
+}
+
+#[test]
+fn an_unprivileged_write_clears_set_id_bits() {
+    if !require_root("an_unprivileged_write_clears_set_id_bits") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for passthrough in ["on", "off"] {
+        let (dir, [l, u, w, m]) = union_dirs();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["suid", "untouched"] {
+            std::fs::write(l.join(name), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(l.join(name), std::fs::Permissions::from_mode(0o6777)).unwrap();
+        }
+        mount_unionfs(
+            &format!(
+                "lowerdir={},upperdir={},workdir={},passthrough={passthrough}",
+                l.display(),
+                u.display(),
+                w.display()
+            ),
+            &m,
+        );
+        let _m = Mounted(m.clone());
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+            .arg(format!(
+                "echo more >> {} && echo again >> {}",
+                m.join("suid").display(),
+                m.join("suid").display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mode = std::fs::metadata(m.join("suid")).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o777, "passthrough={passthrough}: set-id bits survive a write by nobody");
+        assert_eq!(std::fs::read_to_string(m.join("suid")).unwrap(), "#!/bin/sh\nmore\nagain\n");
+        let mode = std::fs::metadata(m.join("untouched")).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o6777, "an unwritten file keeps its bits");
+    }
+}

@@ -168,6 +168,22 @@ fn errno(e: nix::Error) -> Errno {
     Errno::from_i32(e as i32)
 }
 
+/// Clears the set-user-ID bit, and the set-group-ID bit of a
+/// group-executable file, as a write or truncate by an unprivileged caller
+/// must (the kernel leaves this to the filesystem under
+/// FUSE_HANDLE_KILLPRIV_V2).
+fn kill_set_id(f: &std::fs::File) -> Result<(), Errno> {
+    let mode = f.metadata()?.mode();
+    let mut kill = libc::S_ISUID;
+    if mode & libc::S_IXGRP != 0 {
+        kill |= libc::S_ISGID;
+    }
+    if mode & kill != 0 {
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777 & !kill))?;
+    }
+    Ok(())
+}
+
 /// Whether this process may register passthrough backing files: the
 /// kernel asks for CAP_SYS_ADMIN in the initial user namespace.
 fn may_pass_through() -> bool {
@@ -734,7 +750,10 @@ impl Filesystem for UnionFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP;
+            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP
+            // Set-id bits are cleared here, so the kernel need not ask for
+            // security.capability before every write.
+            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
         let _ = config.add_capabilities(wanted & caps);
         if self.allow_passthrough && caps.contains(InitFlags::FUSE_PASSTHROUGH) && may_pass_through() {
             let depth = if self.layers.dirs().iter().any(|d| stacked(d)) { 2 } else { 1 };
@@ -783,7 +802,7 @@ impl Filesystem for UnionFs {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let flags = flags.0;
         let writing = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND) != 0;
         let opened = self.node(ino).and_then(|(rel, at)| {
@@ -793,6 +812,9 @@ impl Filesystem for UnionFs {
                 let file = self.open_for_write(&path, flags, None)?;
                 if flags & libc::O_TRUNC != 0 {
                     file.set_len(0)?;
+                    if req.uid() != 0 {
+                        kill_set_id(&file)?;
+                    }
                 }
                 Ok((file, false))
             } else {
@@ -947,12 +969,18 @@ impl Filesystem for UnionFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: fuser::WriteFlags,
+        write_flags: fuser::WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: fuser::ReplyWrite,
     ) {
-        match self.file(fh).and_then(|f| f.write_all_at(data, offset).map_err(Errno::from)) {
+        let r = self.file(fh).and_then(|f| {
+            if write_flags.contains(fuser::WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+                kill_set_id(&f)?;
+            }
+            f.write_all_at(data, offset).map_err(Errno::from)
+        });
+        match r {
             Ok(()) => reply.written(data.len() as u32),
             Err(e) => reply.error(e),
         }
@@ -1079,7 +1107,7 @@ impl Filesystem for UnionFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -1107,10 +1135,20 @@ impl Filesystem for UnionFs {
             }
             if let Some(s) = size {
                 // An open file may be unlinked already; its handle still works.
-                match fh.map(|fh| self.file(fh)) {
-                    Some(Ok(f)) => f.set_len(s)?,
-                    _ => std::fs::OpenOptions::new().write(true).open(&path)?.set_len(s)?,
+                let f = match fh.map(|fh| self.file(fh)) {
+                    Some(Ok(f)) => f,
+                    _ => Arc::new(std::fs::OpenOptions::new().write(true).open(&path)?),
+                };
+                f.set_len(s)?;
+                if req.uid() != 0 && mode.is_none() {
+                    kill_set_id(&f)?;
                 }
+            }
+            let bare = mode.is_none() && uid.is_none() && gid.is_none() && size.is_none() && atime.is_none() && mtime.is_none();
+            if bare && req.uid() != 0 {
+                // The kernel asks for set-id bits to go (a passthrough
+                // write by an unprivileged caller) and names nothing else.
+                kill_set_id(&std::fs::File::open(&path)?)?;
             }
             if atime.is_some() || mtime.is_some() {
                 let ts = |t: Option<fuser::TimeOrNow>| match t {
