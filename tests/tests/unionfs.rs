@@ -182,6 +182,35 @@ fn mount_program_command_line_and_unmount() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing"), "{o:?}");
     let o = Command::new(bin("berth-unionfs")).arg(&mnt).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("lowerdir"), "{o:?}");
+    let o = Command::new(bin("berth-unionfs"))
+        .arg("-o")
+        .arg(format!("lowerdir={},passthrough=maybe", l1.display()))
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("passthrough=maybe"), "{o:?}");
+
+    // volatile: copy-ups and fsync work, without flushing.
+    let (up, work) = (dir.path().join("up"), dir.path().join("work"));
+    std::fs::create_dir(&up).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    mount_unionfs(
+        &format!(
+            "lowerdir={},upperdir={},workdir={},volatile",
+            l2.display(),
+            up.display(),
+            work.display()
+        ),
+        &mnt,
+    );
+    {
+        let _m = Mounted(mnt.clone());
+        let mut f = std::fs::OpenOptions::new().append(true).open(mnt.join("f")).unwrap();
+        std::io::Write::write_all(&mut f, b"+").unwrap();
+        f.sync_all().unwrap();
+        assert_eq!(std::fs::read_to_string(up.join("f")).unwrap(), "lower+");
+    }
 
     // The form mount(8) uses for a fuse.berth-unionfs helper: SOURCE MOUNTPOINT -o OPTIONS.
     let status = Command::new(bin("berth-unionfs"))
@@ -693,5 +722,126 @@ fn an_unprivileged_write_clears_set_id_bits() {
         assert_eq!(std::fs::read_to_string(m.join("suid")).unwrap(), "#!/bin/sh\nmore\nagain\n");
         let mode = std::fs::metadata(m.join("untouched")).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o6777, "an unwritten file keeps its bits");
+    }
+}
+
+/// The pjdfstest binary (crates.io `pjdfstest`, installed by
+/// scripts/install-deps): PJDFSTEST, else PATH, else ~/.cargo/bin.
+fn pjdfstest() -> PathBuf {
+    if let Some(p) = std::env::var_os("PJDFSTEST") {
+        return p.into();
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("pjdfstest"))
+        .find(|p| p.is_file());
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    on_path
+        .or_else(|| home.map(|h| h.join("bin/pjdfstest")))
+        .filter(|p| p.is_file())
+        .expect("pjdfstest is not installed: run scripts/install-deps (cargo install pjdfstest --version 0.2.2)")
+}
+
+/// Runs pjdfstest in `dir`; returns (passed, failed test names).
+fn run_pjdfstest(dir: &Path, config: &Path) -> (u32, std::collections::BTreeSet<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(pjdfstest())
+        .arg("-c")
+        .arg(config)
+        .arg("-p")
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("Summary:"))
+        .unwrap_or_else(|| panic!("no summary: {stdout}"));
+    let passed = summary
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" passed"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable summary: {summary}"));
+    let failed = stdout
+        .lines()
+        .filter(|l| l.trim_end().ends_with("FAILED"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    (passed, failed)
+}
+
+#[test]
+fn posix_conformance_with_pjdfstest() {
+    if !require_root("posix_conformance_with_pjdfstest") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pjdfstest.toml");
+    // naptime above the kernel's coarse clock tick, so time changes show;
+    // the two switched-to users exist on every Debian system.
+    std::fs::write(
+        &config,
+        "[features]\nposix_fallocate = {}\n[settings]\nnaptime = 0.02\nallow_remount = false\n\
+         [dummy_auth]\nentries = [[\"nobody\", \"nogroup\"], [\"daemon\", \"daemon\"]]\n",
+    )
+    .unwrap();
+    let names = ["l", "ku", "kw", "k", "bu", "bw", "b"].map(|n| dir.path().join(n));
+    for p in &names {
+        std::fs::create_dir(p).unwrap();
+    }
+    let [l, ku, kw, k, bu, bw, b] = names;
+    let kernel = {
+        let _k = mount_overlay(
+            &k,
+            &format!("lowerdir={},upperdir={},workdir={}", l.display(), ku.display(), kw.display()),
+            false,
+        );
+        run_pjdfstest(&k, &config)
+    };
+    for passthrough in ["on", "off"] {
+        for d in [&bu, &bw] {
+            std::fs::remove_dir_all(d).unwrap();
+            std::fs::create_dir(d).unwrap();
+        }
+        mount_unionfs(
+            &format!(
+                "lowerdir={},upperdir={},workdir={},passthrough={passthrough}",
+                l.display(),
+                bu.display(),
+                bw.display()
+            ),
+            &b,
+        );
+        let _b = Mounted(b.clone());
+        let berth = run_pjdfstest(&b, &config);
+        println!(
+            "pjdfstest: berth-unionfs (passthrough={passthrough}) passed {} (failed {}), kernel overlayfs passed {} (failed {})",
+            berth.0,
+            berth.1.len(),
+            kernel.0,
+            kernel.1.len()
+        );
+        // A 0:0 character device is a whiteout in overlayfs' format: making
+        // one through either union makes it vanish.
+        let unexplained: Vec<&String> = berth
+            .1
+            .iter()
+            .filter(|t| !t.ends_with("::char") && !kernel.1.contains(*t))
+            .collect();
+        assert!(
+            unexplained.is_empty(),
+            "passthrough={passthrough}: fail on berth-unionfs only: {unexplained:?}"
+        );
+        assert!(
+            berth.0 >= kernel.0,
+            "berth-unionfs passes {} tests, kernel overlayfs {}",
+            berth.0,
+            kernel.0
+        );
     }
 }

@@ -4,7 +4,8 @@
 //! OPTIONS` passes to a helper (`berth-unionfs SOURCE MOUNTPOINT -o OPTIONS`).
 //! Without `-f` it detaches once the mount is in place. `-o passthrough=off`
 //! serves file I/O through the writeback cache even where FUSE passthrough
-//! is allowed.
+//! is allowed; `-o volatile` skips every flush to disk, as overlayfs'
+//! option of that name does.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ struct Args {
     mountpoint: PathBuf,
     foreground: bool,
     passthrough: bool,
+    volatile: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -32,7 +34,9 @@ fn parse() -> Result<Args, String> {
             "-f" | "--foreground" => foreground = true,
             "-o" => opts.push(it.next().ok_or("-o needs options")?),
             "-h" | "--help" => {
-                return Err("usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off] MOUNTPOINT".into())
+                return Err(
+                    "usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off][,volatile] MOUNTPOINT".into(),
+                )
             }
             s if s.starts_with("-o") => opts.push(s[2..].to_string()),
             s if s.starts_with('-') => return Err(format!("unknown flag {s}")),
@@ -40,7 +44,7 @@ fn parse() -> Result<Args, String> {
         }
     }
     let mountpoint = positional.pop().ok_or("missing MOUNTPOINT")?;
-    let (mut lowers, mut upper, mut work, mut passthrough) = (Vec::new(), None, None, true);
+    let (mut lowers, mut upper, mut work, mut passthrough, mut volatile) = (Vec::new(), None, None, true, false);
     for o in opts.iter().flat_map(|o| o.split(',')) {
         match o.split_once('=') {
             Some(("lowerdir", v)) => lowers = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
@@ -49,6 +53,7 @@ fn parse() -> Result<Args, String> {
             Some(("passthrough", "on")) => passthrough = true,
             Some(("passthrough", "off")) => passthrough = false,
             Some(("passthrough", v)) => return Err(format!("passthrough={v}: expected on or off")),
+            None if o == "volatile" => volatile = true,
             // Generic mount options mount(8) passes along are accepted.
             _ => {}
         }
@@ -71,6 +76,7 @@ fn parse() -> Result<Args, String> {
         mountpoint,
         foreground,
         passthrough,
+        volatile,
     })
 }
 
@@ -92,7 +98,8 @@ fn main() -> ExitCode {
     let read_only = upper.is_none();
     let make_fs = || {
         let fs = UnionFs::with_upper(upper.clone(), args.lowers.clone())?;
-        Ok::<_, std::io::Error>(if args.passthrough { fs } else { fs.without_passthrough() })
+        let fs = if args.passthrough { fs } else { fs.without_passthrough() };
+        Ok::<_, std::io::Error>(if args.volatile { fs.volatile() } else { fs })
     };
     let mut config = Config::default();
     config.mount_options = vec![

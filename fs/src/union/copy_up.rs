@@ -15,6 +15,9 @@ pub struct Upper {
     pub dir: PathBuf,
     pub work: PathBuf,
     next: AtomicU64,
+    /// Whether copies are flushed to disk before they are renamed into
+    /// place (off for a volatile mount).
+    pub durable: bool,
 }
 
 impl Upper {
@@ -23,6 +26,7 @@ impl Upper {
             dir,
             work,
             next: AtomicU64::new(0),
+            durable: true,
         }
     }
 
@@ -64,7 +68,9 @@ impl Upper {
                 let mut to = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
                 if data {
                     io::copy(&mut std::fs::File::open(src)?, &mut to)?;
-                    to.sync_all()?;
+                    if self.durable {
+                        to.sync_all()?;
+                    }
                 }
             } else {
                 let kind = nix::sys::stat::SFlag::from_bits_truncate(meta.mode() & libc::S_IFMT);

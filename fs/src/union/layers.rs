@@ -18,9 +18,14 @@ use std::path::{Path, PathBuf};
 use crate::layer::whiteout::{is_opaque, is_whiteout, OPAQUE_MARKER, WHITEOUT_PREFIX};
 
 /// The layers of a union, topmost first.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Layers {
     dirs: Vec<PathBuf>,
+    /// Each layer's root held open, and named through /proc/self/fd: a
+    /// short name for paths that would pass PATH_MAX under the layer's own
+    /// (a union's paths may be as long as PATH_MAX under its mount point).
+    _roots: Vec<std::fs::File>,
+    short: Vec<PathBuf>,
 }
 
 /// Where a name is visible.
@@ -76,20 +81,37 @@ fn missing(e: &io::Error) -> bool {
 }
 
 impl Layers {
-    pub fn new(dirs: Vec<PathBuf>) -> Layers {
-        Layers { dirs }
+    pub fn new(dirs: Vec<PathBuf>) -> io::Result<Layers> {
+        let mut roots = Vec::new();
+        let mut short = Vec::new();
+        for d in &dirs {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true);
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_PATH | libc::O_DIRECTORY);
+            let f = o.open(d).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", d.display())))?;
+            short.push(PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&f))));
+            roots.push(f);
+        }
+        Ok(Layers {
+            dirs,
+            _roots: roots,
+            short,
+        })
     }
 
     pub fn dirs(&self) -> &[PathBuf] {
         &self.dirs
     }
 
-    /// The path of `rel` in `layer`.
+    /// The path of `rel` in `layer`, with room left for one more name.
     pub fn path(&self, layer: usize, rel: &Path) -> PathBuf {
+        let root = &self.dirs[layer];
         if rel.as_os_str().is_empty() {
-            self.dirs[layer].clone()
+            root.clone()
+        } else if root.as_os_str().len() + rel.as_os_str().len() + 257 < libc::PATH_MAX as usize {
+            root.join(rel)
         } else {
-            self.dirs[layer].join(rel)
+            self.short[layer].join(rel)
         }
     }
 

@@ -105,6 +105,9 @@ pub struct UnionFs {
     io_modes: Mutex<HashMap<u64, IoMode>>,
     next_fh: AtomicU64,
     allow_passthrough: bool,
+    /// fsync does nothing and copy-ups are not flushed (overlayfs'
+    /// `volatile`): for scratch mounts that need not survive a crash.
+    volatile: bool,
     passthrough: bool,
     writeback: bool,
     uid: u32,
@@ -266,7 +269,7 @@ impl UnionFs {
             dirs.push(u.clone());
         }
         dirs.extend(lowers);
-        let layers = Layers::new(dirs);
+        let layers = Layers::new(dirs)?;
         let (root, _) = layers.root()?;
         Ok(UnionFs {
             layers,
@@ -279,6 +282,7 @@ impl UnionFs {
             io_modes: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             allow_passthrough: true,
+            volatile: false,
             passthrough: false,
             writeback: false,
             uid: nix::unistd::geteuid().as_raw(),
@@ -289,6 +293,15 @@ impl UnionFs {
     /// Never use FUSE passthrough (the writeback cache serves instead).
     pub fn without_passthrough(mut self) -> UnionFs {
         self.allow_passthrough = false;
+        self
+    }
+
+    /// Skips every flush to disk, as overlayfs' `volatile` option does.
+    pub fn volatile(mut self) -> UnionFs {
+        self.volatile = true;
+        if let Some(up) = &mut self.upper {
+            up.durable = false;
+        }
         self
     }
 
@@ -382,7 +395,7 @@ impl UnionFs {
             }
             let src = self.layers.path(at.layer, &prefix);
             let meta = src.symlink_metadata()?;
-            up.copy_one(&src, &meta, &up.dir.join(&prefix), data || prefix != rel)?;
+            up.copy_one(&src, &meta, &self.layers.path(0, &prefix), data || prefix != rel)?;
             let mut dirs = at.dirs;
             if !dirs.is_empty() {
                 dirs.insert(0, 0);
@@ -471,10 +484,15 @@ impl UnionFs {
     /// inode number.
     fn record(&self, rel: &Path, at: At, meta: &std::fs::Metadata) -> u64 {
         if at.layer == 0 && self.upper.is_some() && !at.is_dir() && meta.nlink() > 1 {
-            self.nodes_mut().link(rel, at, (meta.dev(), meta.ino()))
+            self.nodes_mut().link(rel, at, (meta.dev(), meta.ino()), |p| self.upper_id(p))
         } else {
             self.nodes_mut().set(rel, at)
         }
+    }
+
+    /// The (device, inode) of `rel` in the upper layer.
+    fn upper_id(&self, rel: &Path) -> Option<(u64, u64)> {
+        self.layers.path(0, rel).symlink_metadata().ok().map(|m| (m.dev(), m.ino()))
     }
 
     /// Records a new upper entry and returns its attributes.
@@ -531,7 +549,13 @@ impl UnionFs {
         if in_lower {
             self.whiteout(&upper_dir, name)?;
         }
-        self.nodes_mut().remove(&rel);
+        if dir {
+            // Entries under it that nobody could see (0:0 devices made
+            // through the mount read as whiteouts) go with it.
+            self.nodes_mut().remove_tree(&rel);
+        } else {
+            self.nodes_mut().remove(&rel);
+        }
         Ok(())
     }
 
@@ -645,6 +669,12 @@ impl UnionFs {
             Some(slot) => Ok(slot.get_or_insert(listing).clone()),
             None => Err(Errno::EBADF),
         }
+    }
+
+    /// Any open file of inode `ino`.
+    fn open_file_of(&self, ino: u64) -> Option<Arc<std::fs::File>> {
+        let files = self.files.read().unwrap_or_else(|p| p.into_inner());
+        files.values().find(|h| h.ino == ino).map(|h| h.file.clone())
     }
 
     fn file(&self, fh: FileHandle) -> Result<Arc<std::fs::File>, Errno> {
@@ -782,9 +812,11 @@ impl Filesystem for UnionFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let meta = match fh.map(|fh| self.file(fh)) {
             Some(Ok(f)) => f.metadata().map_err(Errno::from),
-            _ => self
-                .node(ino)
-                .and_then(|(rel, at)| self.layers.path(at.layer, &rel).symlink_metadata().map_err(Errno::from)),
+            _ => match self.node(ino) {
+                Ok((rel, at)) => self.layers.path(at.layer, &rel).symlink_metadata().map_err(Errno::from),
+                // Unlinked while open (fstat does not name the handle).
+                Err(e) => self.open_file_of(ino.0).ok_or(e).and_then(|f| f.metadata().map_err(Errno::from)),
+            },
         };
         match meta {
             Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),
@@ -915,6 +947,7 @@ impl Filesystem for UnionFs {
                         dirs: Vec::new(),
                     },
                     (m.dev(), m.ino()),
+                    |p| self.upper_id(p),
                 );
                 Ok(())
             })
@@ -1015,6 +1048,9 @@ impl Filesystem for UnionFs {
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        if self.volatile {
+            return reply.ok();
+        }
         let r = self
             .file(fh)
             .and_then(|f| if datasync { f.sync_data() } else { f.sync_all() }.map_err(Errno::from));

@@ -81,9 +81,16 @@ impl Nodes {
     }
 
     /// Records `rel`, an upper file with several links identified by
-    /// `id` (device, inode), as a name of that file's one inode.
-    pub fn link(&mut self, rel: &Path, at: At, id: (u64, u64)) -> u64 {
-        let Some(&ino) = self.linked.get(&id).filter(|i| self.nodes.contains_key(i)) else {
+    /// `id` (device, inode), as a name of that file's one inode. `id_of`
+    /// says what a known name is now, so that an inode number the upper
+    /// filesystem has reused for another file is not mistaken for it.
+    pub fn link(&mut self, rel: &Path, at: At, id: (u64, u64), id_of: impl Fn(&Path) -> Option<(u64, u64)>) -> u64 {
+        let known = self
+            .linked
+            .get(&id)
+            .copied()
+            .filter(|i| self.nodes.get(i).is_some_and(|n| n.rel == rel || id_of(&n.rel) == Some(id)));
+        let Some(ino) = known else {
             let ino = self.set(rel, at);
             self.linked.insert(id, ino);
             return ino;
@@ -136,6 +143,14 @@ impl Nodes {
             }
         } else {
             n.aliases.retain(|a| a != rel);
+        }
+    }
+
+    /// Directory `rel` is gone: so is everything under it.
+    pub fn remove_tree(&mut self, rel: &Path) {
+        let under: Vec<PathBuf> = self.by_path.keys().filter(|p| p.starts_with(rel)).cloned().collect();
+        for p in under {
+            self.remove(&p);
         }
     }
 
