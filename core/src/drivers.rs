@@ -25,6 +25,10 @@ mod tests {
         assert!(r.graph("overlay").is_ok());
         assert!(r.graph("vfs").is_ok());
         assert!(r.graph("fuse-union").is_ok());
+        assert!(
+            r.graph(berth_fs::graph::DEFAULT_GRAPH_DRIVER).is_ok(),
+            "the default graph driver is built in"
+        );
         assert!(dir.path().join("overlay").is_dir());
     }
 }

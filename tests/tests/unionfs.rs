@@ -190,6 +190,14 @@ fn mount_program_command_line_and_unmount() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("passthrough=maybe"), "{o:?}");
+    let o = Command::new(bin("berth-unionfs"))
+        .arg("-o")
+        .arg(format!("lowerdir={},threads=0", l1.display()))
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("threads=0"), "{o:?}");
 
     // volatile: copy-ups and fsync work, without flushing.
     let (up, work) = (dir.path().join("up"), dir.path().join("work"));

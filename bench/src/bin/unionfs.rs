@@ -8,7 +8,9 @@
 //! so that every peer meets the same disk state (a long-used filesystem
 //! makes inode allocation slow in some block groups and not in others).
 //!
-//! Usage: unionfs (as root). BENCH_SCALE=N divides the tree sizes by N;
+//! Usage: unionfs (as root). Each workload runs BENCH_ITERS times (default
+//! 3) per peer on a fresh mount; the median is printed. BENCH_SCALE=N
+//! divides the tree sizes by N;
 //! FUSE_OVERLAYFS2=PATH names the fuse-overlayfs 2.0 binary (default
 //! /var/tmp/fo2/bin/fuse-overlayfs, where `cargo install fuse-overlayfs
 //! --version 2.0.0 --root /var/tmp/fo2` puts it).
@@ -360,21 +362,29 @@ fn bench() -> Result<()> {
     build_lower(&lower, 170 / scale, 100, 512 / scale)?;
     let peers = peers();
     let mut rows: Vec<(&str, Vec<Duration>)> = Vec::new();
+    let iters = berth_bench::iterations(3);
     for w in workloads() {
         let mut times = Vec::new();
         for (i, peer) in peers.iter().enumerate() {
-            let scratch = fs.path().join(format!("s{i}"));
-            let out = scratch.join("out");
-            std::fs::create_dir_all(&out)?;
-            let m = mount(peer, &lower, &scratch, w.needs)?;
-            (w.prepare)(&m.merged)?;
-            // Nobody's dirty data is left for the next peer to flush.
-            nix::unistd::sync();
-            let (d, r) = time(|| (w.run)(&m.merged, &out));
-            r.with_context(|| format!("{} on {}", w.name, peer.name))?;
-            times.push(d);
-            drop(m);
-            std::fs::remove_dir_all(&scratch)?;
+            let mut samples = Vec::new();
+            // Interleaved with nothing else: one peer's runs back to back,
+            // the median kept.
+            for _ in 0..iters {
+                let scratch = fs.path().join(format!("s{i}"));
+                let out = scratch.join("out");
+                std::fs::create_dir_all(&out)?;
+                let m = mount(peer, &lower, &scratch, w.needs)?;
+                (w.prepare)(&m.merged)?;
+                // Nobody's dirty data is left for the next run to flush.
+                nix::unistd::sync();
+                let (d, r) = time(|| (w.run)(&m.merged, &out));
+                r.with_context(|| format!("{} on {}", w.name, peer.name))?;
+                samples.push(d);
+                drop(m);
+                std::fs::remove_dir_all(&scratch)?;
+                nix::unistd::sync();
+            }
+            times.push(berth_bench::median(&samples));
         }
         eprintln!("{}: done", w.name);
         rows.push((w.name, times));

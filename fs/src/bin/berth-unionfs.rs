@@ -5,7 +5,8 @@
 //! Without `-f` it detaches once the mount is in place. `-o passthrough=off`
 //! serves file I/O through the writeback cache even where FUSE passthrough
 //! is allowed; `-o volatile` skips every flush to disk, as overlayfs'
-//! option of that name does.
+//! option of that name does; `-o threads=N` sets the number of threads
+//! serving requests.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ struct Args {
     foreground: bool,
     passthrough: bool,
     volatile: bool,
+    threads: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -33,18 +35,17 @@ fn parse() -> Result<Args, String> {
         match a.as_str() {
             "-f" | "--foreground" => foreground = true,
             "-o" => opts.push(it.next().ok_or("-o needs options")?),
-            "-h" | "--help" => {
-                return Err(
-                    "usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off][,volatile] MOUNTPOINT".into(),
-                )
-            }
+            "-h" | "--help" => return Err(
+                "usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off][,volatile][,threads=N] MOUNTPOINT"
+                    .into(),
+            ),
             s if s.starts_with("-o") => opts.push(s[2..].to_string()),
             s if s.starts_with('-') => return Err(format!("unknown flag {s}")),
             s => positional.push(PathBuf::from(s)),
         }
     }
     let mountpoint = positional.pop().ok_or("missing MOUNTPOINT")?;
-    let (mut lowers, mut upper, mut work, mut passthrough, mut volatile) = (Vec::new(), None, None, true, false);
+    let (mut lowers, mut upper, mut work, mut passthrough, mut volatile, mut threads) = (Vec::new(), None, None, true, false, None);
     for o in opts.iter().flat_map(|o| o.split(',')) {
         match o.split_once('=') {
             Some(("lowerdir", v)) => lowers = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
@@ -54,6 +55,10 @@ fn parse() -> Result<Args, String> {
             Some(("passthrough", "off")) => passthrough = false,
             Some(("passthrough", v)) => return Err(format!("passthrough={v}: expected on or off")),
             None if o == "volatile" => volatile = true,
+            Some(("threads", v)) => match v.parse::<usize>() {
+                Ok(n) if (1..=256).contains(&n) => threads = Some(n),
+                _ => return Err(format!("threads={v}: expected a number from 1 to 256")),
+            },
             // Generic mount options mount(8) passes along are accepted.
             _ => {}
         }
@@ -77,6 +82,7 @@ fn parse() -> Result<Args, String> {
         foreground,
         passthrough,
         volatile,
+        threads,
     })
 }
 
@@ -112,7 +118,11 @@ fn main() -> ExitCode {
     }
     config.acl = SessionACL::All;
     config.clone_fd = true;
-    config.n_threads = Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    // Enough threads that one is always waiting in read when a request
+    // comes: a lone client's next request must not wait for the thread
+    // that answered the last one to come back.
+    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    config.n_threads = Some(args.threads.unwrap_or((2 * cpus).clamp(4, 16)));
     if args.foreground {
         return match make_fs()
             .and_then(|fs| Session::new(fs, &args.mountpoint, &config))

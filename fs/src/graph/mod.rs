@@ -7,6 +7,10 @@
 pub mod overlay;
 pub mod vfs;
 
+/// The graph driver the engine uses unless told otherwise: berth's own
+/// FUSE union filesystem, which works wherever FUSE does.
+pub const DEFAULT_GRAPH_DRIVER: &str = "fuse-union";
+
 use berth_plugin::error::{DriverError, Result};
 
 /// Checks a layer id: a plain name, not hidden (drivers keep their work
