@@ -9,6 +9,7 @@
 pub mod blob;
 pub mod copy;
 pub mod digest;
+pub mod fuse;
 pub mod graph;
 pub mod layer;
 pub mod union;

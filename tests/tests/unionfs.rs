@@ -345,8 +345,9 @@ fn random_changes_with_directory_renames_match_kernel_overlayfs() {
 
 /// Applies seeded random change sequences through kernel overlayfs and
 /// berth-unionfs (odd seeds with FUSE passthrough, even ones with the
-/// writeback cache) and compares every result, the merged views and the
-/// upper directories.
+/// writeback cache; every third over /dev/fuse alone, the others over
+/// io_uring) and compares every result, the merged views and the upper
+/// directories.
 fn differential(seeds: std::ops::RangeInclusive<u64>, dir_renames: bool) {
     // UNION_SEED=N reruns just the sequence with that seed.
     let only: Option<u64> = std::env::var("UNION_SEED").ok().and_then(|s| s.parse().ok());
@@ -367,10 +368,11 @@ fn differential(seeds: std::ops::RangeInclusive<u64>, dir_renames: bool) {
         );
         let _k = mount_overlay(&root.join("k"), &kopts, false);
         let bopts = format!(
-            "lowerdir={lowerdir},upperdir={},workdir={},passthrough={}",
+            "lowerdir={lowerdir},upperdir={},workdir={},passthrough={},uring={}",
             root.join("bu").display(),
             root.join("bw").display(),
-            if seed % 2 == 1 { "on" } else { "off" }
+            if seed % 2 == 1 { "on" } else { "off" },
+            if seed % 3 == 0 { "off" } else { "on" }
         );
         mount_unionfs(&bopts, &root.join("b"));
         let _b = Mounted(root.join("b"));
@@ -811,7 +813,7 @@ fn posix_conformance_with_pjdfstest() {
         );
         run_pjdfstest(&k, &config)
     };
-    for passthrough in ["on", "off"] {
+    for (passthrough, uring) in [("on", "on"), ("off", "on"), ("on", "off")] {
         for d in [&bu, &bw] {
             std::fs::remove_dir_all(d).unwrap();
             std::fs::create_dir(d).unwrap();
@@ -828,7 +830,7 @@ fn posix_conformance_with_pjdfstest() {
         let _b = Mounted(b.clone());
         let berth = run_pjdfstest(&b, &config);
         println!(
-            "pjdfstest: berth-unionfs (passthrough={passthrough}) passed {} (failed {}), kernel overlayfs passed {} (failed {})",
+            "pjdfstest: berth-unionfs (passthrough={passthrough}, uring={uring}) passed {} (failed {}), kernel overlayfs passed {} (failed {})",
             berth.0,
             berth.1.len(),
             kernel.0,
@@ -852,4 +854,76 @@ fn posix_conformance_with_pjdfstest() {
             kernel.0
         );
     }
+}
+
+/// Voluntary context switches of each thread of `pid`, by thread name.
+fn switches_by_thread(pid: i32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let n = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        out.push((comm, n));
+    }
+    out
+}
+
+#[test]
+fn requests_are_served_over_io_uring_on_the_callers_cpu() {
+    if !require_root("requests_are_served_over_io_uring_on_the_callers_cpu") {
+        return;
+    }
+    let (_dir, [l, u, w, m]) = union_dirs();
+    std::fs::write(l.join("f"), "x").unwrap();
+    mount_unionfs(
+        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
+        &m,
+    );
+    let _m = Mounted(m.clone());
+    let pid = daemon_pid(&m).expect("daemon running");
+    // Pinned to CPU 0, each request lands on queue 0.
+    // SAFETY: a zeroed cpu_set_t is valid; it is ours.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+    let f = m.join("f");
+    // The first requests may come before every queue is registered.
+    for _ in 0..20 {
+        let _ = xattr::get(&f, "user.none");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = switches_by_thread(pid);
+    for _ in 0..300 {
+        assert_eq!(xattr::get(&f, "user.none").unwrap(), None);
+    }
+    let after = switches_by_thread(pid);
+    let grew = |name: &str| -> u64 {
+        let sum = |v: &[(String, u64)]| v.iter().filter(|(n, _)| n == name).map(|(_, c)| c).sum::<u64>();
+        sum(&after) - sum(&before)
+    };
+    assert!(
+        grew("fuse-uring-0") >= 250,
+        "queue 0 served {} of 300 requests: {after:?}",
+        grew("fuse-uring-0")
+    );
+    let classic: u64 = after
+        .iter()
+        .filter(|(n, _)| !n.starts_with("fuse-uring"))
+        .map(|(_, c)| c)
+        .sum::<u64>()
+        - before
+            .iter()
+            .filter(|(n, _)| !n.starts_with("fuse-uring"))
+            .map(|(_, c)| c)
+            .sum::<u64>();
+    assert!(classic < 50, "/dev/fuse readers woke {classic} times");
 }

@@ -6,14 +6,17 @@
 //! serves file I/O through the writeback cache even where FUSE passthrough
 //! is allowed; `-o volatile` skips every flush to disk, as overlayfs'
 //! option of that name does; `-o threads=N` sets the number of threads
-//! serving requests.
+//! reading /dev/fuse; `-o uring=off` keeps requests off io_uring (by
+//! default berth-unionfs serves them over io_uring, one queue per CPU,
+//! where the kernel has FUSE over io_uring, turning the kernel's
+//! enable_uring switch on when it may).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use berth_fs::fuse::{MountOptions, Session};
 use berth_fs::union::UnionFs;
-use fuser::{Config, MountOption, Session, SessionACL};
 
 struct Args {
     lowers: Vec<PathBuf>,
@@ -24,6 +27,7 @@ struct Args {
     passthrough: bool,
     volatile: bool,
     threads: Option<usize>,
+    uring: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -36,7 +40,7 @@ fn parse() -> Result<Args, String> {
             "-f" | "--foreground" => foreground = true,
             "-o" => opts.push(it.next().ok_or("-o needs options")?),
             "-h" | "--help" => return Err(
-                "usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off][,volatile][,threads=N] MOUNTPOINT"
+                "usage: berth-unionfs [-f] -o lowerdir=L1:L2[,upperdir=U,workdir=W][,passthrough=on|off][,volatile][,threads=N][,uring=on|off] MOUNTPOINT"
                     .into(),
             ),
             s if s.starts_with("-o") => opts.push(s[2..].to_string()),
@@ -45,7 +49,8 @@ fn parse() -> Result<Args, String> {
         }
     }
     let mountpoint = positional.pop().ok_or("missing MOUNTPOINT")?;
-    let (mut lowers, mut upper, mut work, mut passthrough, mut volatile, mut threads) = (Vec::new(), None, None, true, false, None);
+    let (mut lowers, mut upper, mut work) = (Vec::new(), None, None);
+    let (mut passthrough, mut volatile, mut threads, mut uring) = (true, false, None, true);
     for o in opts.iter().flat_map(|o| o.split(',')) {
         match o.split_once('=') {
             Some(("lowerdir", v)) => lowers = v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect(),
@@ -54,6 +59,9 @@ fn parse() -> Result<Args, String> {
             Some(("passthrough", "on")) => passthrough = true,
             Some(("passthrough", "off")) => passthrough = false,
             Some(("passthrough", v)) => return Err(format!("passthrough={v}: expected on or off")),
+            Some(("uring", "on")) => uring = true,
+            Some(("uring", "off")) => uring = false,
+            Some(("uring", v)) => return Err(format!("uring={v}: expected on or off")),
             None if o == "volatile" => volatile = true,
             Some(("threads", v)) => match v.parse::<usize>() {
                 Ok(n) if (1..=256).contains(&n) => threads = Some(n),
@@ -83,6 +91,7 @@ fn parse() -> Result<Args, String> {
         passthrough,
         volatile,
         threads,
+        uring,
     })
 }
 
@@ -107,25 +116,20 @@ fn main() -> ExitCode {
         let fs = if args.passthrough { fs } else { fs.without_passthrough() };
         Ok::<_, std::io::Error>(if args.volatile { fs.volatile() } else { fs })
     };
-    let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName("berth-unionfs".into()),
-        MountOption::Subtype("berth-unionfs".into()),
-        MountOption::DefaultPermissions,
-    ];
-    if read_only {
-        config.mount_options.push(MountOption::RO);
-    }
-    config.acl = SessionACL::All;
-    config.clone_fd = true;
     // Enough threads that one is always waiting in read when a request
     // comes: a lone client's next request must not wait for the thread
     // that answered the last one to come back.
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    config.n_threads = Some(args.threads.unwrap_or((2 * cpus).clamp(4, 16)));
+    let options = MountOptions {
+        fsname: "berth-unionfs".into(),
+        subtype: "berth-unionfs".into(),
+        read_only,
+        threads: args.threads.unwrap_or((2 * cpus).clamp(4, 16)),
+        uring: args.uring,
+    };
     if args.foreground {
         return match make_fs()
-            .and_then(|fs| Session::new(fs, &args.mountpoint, &config))
+            .and_then(|fs| Session::mount(fs, &args.mountpoint, options))
             .and_then(|s| s.run())
         {
             Ok(()) => ExitCode::SUCCESS,
@@ -153,7 +157,7 @@ fn main() -> ExitCode {
         0 => {
             drop(rd);
             let _ = nix::unistd::setsid();
-            match make_fs().and_then(|fs| Session::new(fs, &args.mountpoint, &config)) {
+            match make_fs().and_then(|fs| Session::mount(fs, &args.mountpoint, options)) {
                 Ok(session) => {
                     let _ = wr.write_all(b"ok");
                     drop(wr);

@@ -31,13 +31,10 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use fuser::{
-    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner,
-    OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyXattr, Request,
-};
+use crate::fuse::abi::{fopen, init};
+use crate::fuse::{Attr, Backing, BackingId, Ctx, DirBuf, Entry, Filesystem, InitConfig, Opened, SetAttr, Statfs, TimeOrNow, Xattr};
 
 use crate::layer::whiteout::{WhiteoutFormat, OVERLAY_OPAQUE_XATTR, OVERLAY_XATTR_PREFIX};
 use layers::{At, Layers, Lookup};
@@ -48,10 +45,40 @@ use nodes::Nodes;
 /// updates the kernel's caches as it happens.
 const TTL: Duration = Duration::from_secs(3600);
 
+/// An errno, with the conversions the operations need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Errno(i32);
+
+impl Errno {
+    const ENOENT: Errno = Errno(libc::ENOENT);
+    const ENOTDIR: Errno = Errno(libc::ENOTDIR);
+    const EISDIR: Errno = Errno(libc::EISDIR);
+    const EEXIST: Errno = Errno(libc::EEXIST);
+    const ENOTEMPTY: Errno = Errno(libc::ENOTEMPTY);
+    const EROFS: Errno = Errno(libc::EROFS);
+    const EINVAL: Errno = Errno(libc::EINVAL);
+    const EBADF: Errno = Errno(libc::EBADF);
+    const EIO: Errno = Errno(libc::EIO);
+    const NO_XATTR: Errno = Errno(libc::ENODATA);
+}
+
+impl From<std::io::Error> for Errno {
+    fn from(e: std::io::Error) -> Errno {
+        Errno(crate::fuse::errno(&e))
+    }
+}
+
+impl From<nix::Error> for Errno {
+    fn from(e: nix::Error) -> Errno {
+        Errno(e as i32)
+    }
+}
+
 /// A directory entry as readdir hands it out.
 struct DirEntry {
     ino: u64,
-    kind: FileType,
+    /// The file type bits of st_mode.
+    kind: u32,
     name: std::ffi::OsString,
     layer: usize,
 }
@@ -110,65 +137,38 @@ pub struct UnionFs {
     volatile: bool,
     passthrough: bool,
     writeback: bool,
+    /// Registers passthrough files, once mounted.
+    backing: Option<Backing>,
     uid: u32,
     gid: u32,
 }
 
-fn kind_of(ft: std::fs::FileType) -> FileType {
-    FileType::from_std(ft).unwrap_or(FileType::RegularFile)
-}
-
-fn time(secs: i64, nsecs: i64) -> SystemTime {
-    if secs >= 0 {
-        UNIX_EPOCH + Duration::new(secs as u64, nsecs as u32)
+/// The file type bits of st_mode for `ft`.
+fn mode_of(ft: std::fs::FileType) -> u32 {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        libc::S_IFDIR
+    } else if ft.is_symlink() {
+        libc::S_IFLNK
+    } else if ft.is_char_device() {
+        libc::S_IFCHR
+    } else if ft.is_block_device() {
+        libc::S_IFBLK
+    } else if ft.is_fifo() {
+        libc::S_IFIFO
+    } else if ft.is_socket() {
+        libc::S_IFSOCK
     } else {
-        UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        libc::S_IFREG
     }
 }
 
-fn attr(ino: u64, m: &std::fs::Metadata) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(ino),
-        size: m.size(),
-        blocks: m.blocks(),
-        atime: time(m.atime(), m.atime_nsec()),
-        mtime: time(m.mtime(), m.mtime_nsec()),
-        ctime: time(m.ctime(), m.ctime_nsec()),
-        crtime: time(m.mtime(), m.mtime_nsec()),
-        kind: kind_of(m.file_type()),
-        perm: (m.mode() & 0o7777) as u16,
-        nlink: m.nlink() as u32,
-        uid: m.uid(),
-        gid: m.gid(),
-        rdev: m.rdev() as u32,
-        blksize: m.blksize() as u32,
-        flags: 0,
-    }
+fn attr(ino: u64, m: &std::fs::Metadata) -> Attr {
+    Attr::from_meta(ino, m)
 }
 
-/// A negative entry: the kernel remembers that the name does not exist.
-fn negative() -> FileAttr {
-    FileAttr {
-        ino: INodeNo(0),
-        size: 0,
-        blocks: 0,
-        atime: UNIX_EPOCH,
-        mtime: UNIX_EPOCH,
-        ctime: UNIX_EPOCH,
-        crtime: UNIX_EPOCH,
-        kind: FileType::RegularFile,
-        perm: 0,
-        nlink: 0,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 0,
-        flags: 0,
-    }
-}
-
-fn errno(e: nix::Error) -> Errno {
-    Errno::from_i32(e as i32)
+fn entry(attr: Attr) -> Entry {
+    Entry { attr, ttl: TTL }
 }
 
 /// Clears the set-user-ID bit, and the set-group-ID bit of a
@@ -211,46 +211,6 @@ fn stacked(dir: &Path) -> bool {
     })
 }
 
-/// The two replies that open a file.
-trait OpenReply {
-    fn open_backing(&self, file: &std::fs::File) -> std::io::Result<BackingId>;
-    fn passthrough(self, fh: FileHandle, flags: FopenFlags, id: &BackingId);
-    fn plain(self, fh: FileHandle, flags: FopenFlags);
-    fn error(self, e: Errno);
-}
-
-impl OpenReply for ReplyOpen {
-    fn open_backing(&self, file: &std::fs::File) -> std::io::Result<BackingId> {
-        ReplyOpen::open_backing(self, file)
-    }
-    fn passthrough(self, fh: FileHandle, flags: FopenFlags, id: &BackingId) {
-        self.opened_passthrough(fh, flags, id)
-    }
-    fn plain(self, fh: FileHandle, flags: FopenFlags) {
-        self.opened(fh, flags)
-    }
-    fn error(self, e: Errno) {
-        ReplyOpen::error(self, e)
-    }
-}
-
-struct Created(ReplyCreate, FileAttr);
-
-impl OpenReply for Created {
-    fn open_backing(&self, file: &std::fs::File) -> std::io::Result<BackingId> {
-        self.0.open_backing(file)
-    }
-    fn passthrough(self, fh: FileHandle, flags: FopenFlags, id: &BackingId) {
-        self.0.created_passthrough(&TTL, &self.1, Generation(0), fh, flags, id)
-    }
-    fn plain(self, fh: FileHandle, flags: FopenFlags) {
-        self.0.created(&TTL, &self.1, Generation(0), fh, flags)
-    }
-    fn error(self, e: Errno) {
-        self.0.error(e)
-    }
-}
-
 impl UnionFs {
     /// A read-only union of `lowers`, topmost first.
     pub fn new(lowers: Vec<PathBuf>) -> std::io::Result<UnionFs> {
@@ -285,6 +245,7 @@ impl UnionFs {
             volatile: false,
             passthrough: false,
             writeback: false,
+            backing: None,
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
         })
@@ -343,10 +304,10 @@ impl UnionFs {
     }
 
     /// The path and place of inode `ino`.
-    fn node(&self, ino: INodeNo) -> Result<(PathBuf, At), Errno> {
+    fn node(&self, ino: u64) -> Result<(PathBuf, At), Errno> {
         let (rel, at) = {
             let nodes = self.nodes();
-            let n = nodes.get(ino.0).ok_or(Errno::ENOENT)?;
+            let n = nodes.get(ino).ok_or(Errno::ENOENT)?;
             (n.rel.clone(), n.at.clone())
         };
         match at {
@@ -359,7 +320,7 @@ impl UnionFs {
     }
 
     /// The directory `ino`: its path and place.
-    fn dir_node(&self, ino: INodeNo) -> Result<(PathBuf, At), Errno> {
+    fn dir_node(&self, ino: u64) -> Result<(PathBuf, At), Errno> {
         let (rel, at) = self.node(ino)?;
         if !at.is_dir() {
             return Err(Errno::ENOTDIR);
@@ -473,11 +434,11 @@ impl UnionFs {
     }
 
     /// Gives a new entry the caller's ownership.
-    fn own(&self, path: &Path, req: &Request) -> Result<(), Errno> {
-        if req.uid() == self.uid && req.gid() == self.gid {
+    fn own(&self, path: &Path, ctx: Ctx) -> Result<(), Errno> {
+        if ctx.uid == self.uid && ctx.gid == self.gid {
             return Ok(());
         }
-        std::os::unix::fs::lchown(path, Some(req.uid()), Some(req.gid())).map_err(Errno::from)
+        std::os::unix::fs::lchown(path, Some(ctx.uid), Some(ctx.gid)).map_err(Errno::from)
     }
 
     /// Records where `rel` (described by `meta`) is visible; returns its
@@ -496,7 +457,7 @@ impl UnionFs {
     }
 
     /// Records a new upper entry and returns its attributes.
-    fn new_entry(&self, rel: &Path, dir: bool, meta: &std::fs::Metadata) -> FileAttr {
+    fn new_entry(&self, rel: &Path, dir: bool, meta: &std::fs::Metadata) -> Attr {
         let at = At {
             layer: 0,
             dirs: if dir { vec![0] } else { Vec::new() },
@@ -506,12 +467,7 @@ impl UnionFs {
 
     /// Makes a new entry `name` in directory `parent` with `make` (given
     /// the upper path) and replies with it.
-    fn make_entry(
-        &self,
-        parent: INodeNo,
-        name: &OsStr,
-        make: impl FnOnce(&Changing, &Path, bool) -> Result<(), Errno>,
-    ) -> Result<FileAttr, Errno> {
+    fn make_entry(&self, parent: u64, name: &OsStr, make: impl FnOnce(&Changing, &Path, bool) -> Result<(), Errno>) -> Result<Attr, Errno> {
         let held = self.change();
         let (dir, pat) = self.dir_node(parent)?;
         let (path, hides_lower) = self.make_room(&held, &dir, &pat, name)?;
@@ -522,7 +478,7 @@ impl UnionFs {
 
     /// unlink (`dir` false) or rmdir (`dir` true): the upper entry goes,
     /// and a whiteout hides what the lower layers hold under the name.
-    fn remove(&self, parent: INodeNo, name: &OsStr, dir: bool) -> Result<(), Errno> {
+    fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> Result<(), Errno> {
         let held = self.change();
         let (parent_rel, pat) = self.dir_node(parent)?;
         let rel = parent_rel.join(name);
@@ -559,7 +515,7 @@ impl UnionFs {
         Ok(())
     }
 
-    fn rename_entry(&self, parent: INodeNo, name: &OsStr, newparent: INodeNo, newname: &OsStr, flags: u32) -> Result<(), Errno> {
+    fn rename_entry(&self, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32) -> Result<(), Errno> {
         if flags & !libc::RENAME_NOREPLACE != 0 {
             return Err(Errno::EINVAL);
         }
@@ -627,18 +583,18 @@ impl UnionFs {
     }
 
     /// The entries of directory `ino`, with `.` and `..`.
-    fn listing(&self, ino: INodeNo) -> Result<Vec<DirEntry>, Errno> {
+    fn listing(&self, ino: u64) -> Result<Vec<DirEntry>, Errno> {
         let (rel, at) = self.dir_node(ino)?;
         let entries = self.layers.list(&rel, &at.dirs)?;
         let mut nodes = self.nodes_mut();
         let parent_ino = rel.parent().map(|p| nodes.ino(p)).unwrap_or(nodes::ROOT);
         let dot = |ino, name: &str| DirEntry {
             ino,
-            kind: FileType::Directory,
+            kind: libc::S_IFDIR,
             name: name.into(),
             layer: at.layer,
         };
-        let mut all = vec![dot(ino.0, "."), dot(parent_ino, "..")];
+        let mut all = vec![dot(ino, "."), dot(parent_ino, "..")];
         for e in entries {
             let child = rel.join(&e.name);
             // A listed non-directory's place is known from the listing.
@@ -650,7 +606,7 @@ impl UnionFs {
             });
             all.push(DirEntry {
                 ino: child_ino,
-                kind: kind_of(e.kind),
+                kind: mode_of(e.kind),
                 name: e.name,
                 layer: e.layer,
             });
@@ -659,13 +615,13 @@ impl UnionFs {
     }
 
     /// The listing of open directory `fh`, taken at its first read.
-    fn dir_entries(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<Vec<DirEntry>>, Errno> {
-        if let Some(Some(l)) = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh.0) {
+    fn dir_entries(&self, ino: u64, fh: u64) -> Result<Arc<Vec<DirEntry>>, Errno> {
+        if let Some(Some(l)) = self.dirs.lock().unwrap_or_else(|p| p.into_inner()).get(&fh) {
             return Ok(l.clone());
         }
         let listing = Arc::new(self.listing(ino)?);
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        match dirs.get_mut(&fh.0) {
+        match dirs.get_mut(&fh) {
             Some(slot) => Ok(slot.get_or_insert(listing).clone()),
             None => Err(Errno::EBADF),
         }
@@ -677,19 +633,15 @@ impl UnionFs {
         files.values().find(|h| h.ino == ino).map(|h| h.file.clone())
     }
 
-    fn file(&self, fh: FileHandle) -> Result<Arc<std::fs::File>, Errno> {
+    fn file(&self, fh: u64) -> Result<Arc<std::fs::File>, Errno> {
         let files = self.files.read().unwrap_or_else(|p| p.into_inner());
-        files.get(&fh.0).map(|h| h.file.clone()).ok_or(Errno::EBADF)
+        files.get(&fh).map(|h| h.file.clone()).ok_or(Errno::EBADF)
     }
 
-    /// Registers an open file and replies, choosing how its I/O is served.
-    fn serve(&self, ino: u64, file: std::fs::File, keep_cache: bool, reply: impl OpenReply) {
+    /// Registers an open file, choosing how its I/O is served.
+    fn serve(&self, ino: u64, file: std::fs::File, keep_cache: bool) -> Result<Opened, Errno> {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let keep = if keep_cache || self.writeback {
-            FopenFlags::FOPEN_KEEP_CACHE
-        } else {
-            FopenFlags::empty()
-        };
+        let keep = if keep_cache || self.writeback { fopen::KEEP_CACHE } else { 0 };
         let file = Arc::new(file);
         let insert = |served| {
             let h = Handle {
@@ -699,34 +651,38 @@ impl UnionFs {
             };
             self.files.write().unwrap_or_else(|p| p.into_inner()).insert(fh, h);
         };
-        if !self.passthrough {
-            insert(Served::Cached);
-            return reply.plain(FileHandle(fh), keep);
-        }
-        let identity = match file.metadata() {
-            Ok(m) => (m.dev(), m.ino()),
-            Err(e) => return reply.error(e.into()),
+        let plain = |flags| Opened { fh, flags, backing_id: 0 };
+        let passed = |id: &BackingId| Opened {
+            fh,
+            flags: fopen::PASSTHROUGH,
+            backing_id: id.id,
         };
+        let Some(backing) = self.backing.as_ref().filter(|_| self.passthrough) else {
+            insert(Served::Cached);
+            return Ok(plain(keep));
+        };
+        let m = file.metadata()?;
+        let identity = (m.dev(), m.ino());
         let mut modes = self.io_modes.lock().unwrap_or_else(|p| p.into_inner());
         match modes.get_mut(&ino) {
             Some(IoMode::Passthrough { id, file: f, opens }) if *f == identity => {
                 *opens += 1;
                 insert(Served::Passthrough);
-                reply.passthrough(FileHandle(fh), FopenFlags::empty(), id)
+                Ok(passed(id))
             }
             Some(IoMode::Passthrough { .. }) => {
                 insert(Served::Direct);
-                reply.plain(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO)
+                Ok(plain(fopen::DIRECT_IO))
             }
             Some(IoMode::Cached { opens }) => {
                 *opens += 1;
                 insert(Served::Cached);
-                reply.plain(FileHandle(fh), keep)
+                Ok(plain(keep))
             }
-            None => match reply.open_backing(&file) {
+            None => match backing.open(&file) {
                 Ok(id) => {
                     insert(Served::Passthrough);
-                    reply.passthrough(FileHandle(fh), FopenFlags::empty(), &id);
+                    let o = passed(&id);
                     modes.insert(
                         ino,
                         IoMode::Passthrough {
@@ -735,12 +691,13 @@ impl UnionFs {
                             opens: 1,
                         },
                     );
+                    Ok(o)
                 }
                 Err(_) => {
                     // This file cannot be passed through: served here.
                     modes.insert(ino, IoMode::Cached { opens: 1 });
                     insert(Served::Cached);
-                    reply.plain(FileHandle(fh), keep)
+                    Ok(plain(keep))
                 }
             },
         }
@@ -773,116 +730,119 @@ impl UnionFs {
     }
 }
 
+/// Applies `f` to a result of this module, giving the FUSE layer its errno.
+fn fuse<T>(r: Result<T, Errno>) -> crate::fuse::Result<T> {
+    r.map_err(|e| e.0)
+}
+
+/// A timestamp for utimensat.
+fn timespec(t: Option<TimeOrNow>) -> nix::sys::time::TimeSpec {
+    match t {
+        None => nix::sys::time::TimeSpec::new(0, libc::UTIME_OMIT),
+        Some(TimeOrNow::Now) => nix::sys::time::TimeSpec::new(0, libc::UTIME_NOW),
+        Some(TimeOrNow::Time(s, ns)) => nix::sys::time::TimeSpec::new(s, ns as i64),
+    }
+}
+
 impl Filesystem for UnionFs {
-    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let caps = config.capabilities();
-        let wanted = InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP
+    fn init(&mut self, config: &mut InitConfig, backing: Backing) {
+        let caps = config.offered;
+        config.wanted |= (init::DO_READDIRPLUS
+            | init::READDIRPLUS_AUTO
+            | init::PARALLEL_DIROPS
+            | init::CACHE_SYMLINKS
+            | init::DIRECT_IO_ALLOW_MMAP
             // Set-id bits are cleared here, so the kernel need not ask for
             // security.capability before every write.
-            | InitFlags::FUSE_HANDLE_KILLPRIV_V2;
-        let _ = config.add_capabilities(wanted & caps);
-        if self.allow_passthrough && caps.contains(InitFlags::FUSE_PASSTHROUGH) && may_pass_through() {
-            let depth = if self.layers.dirs().iter().any(|d| stacked(d)) { 2 } else { 1 };
-            self.passthrough = config.set_max_stack_depth(depth).is_ok() && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok();
+            | init::HANDLE_KILLPRIV_V2)
+            & caps;
+        if self.allow_passthrough && caps & init::PASSTHROUGH != 0 && may_pass_through() {
+            config.max_stack_depth = if self.layers.dirs().iter().any(|d| stacked(d)) { 2 } else { 1 };
+            config.wanted |= init::PASSTHROUGH;
+            self.passthrough = true;
         }
-        if !self.passthrough && self.upper.is_some() && caps.contains(InitFlags::FUSE_WRITEBACK_CACHE) {
-            self.writeback = config.add_capabilities(InitFlags::FUSE_WRITEBACK_CACHE).is_ok();
+        if !self.passthrough && self.upper.is_some() && caps & init::WRITEBACK_CACHE != 0 {
+            config.wanted |= init::WRITEBACK_CACHE;
+            self.writeback = true;
         }
-        Ok(())
+        self.backing = Some(backing);
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let r = self.dir_node(parent).and_then(|(dir, pat)| {
+    fn lookup(&self, _ctx: Ctx, parent: u64, name: &OsStr) -> crate::fuse::Result<Entry> {
+        fuse((|| {
+            let (dir, pat) = self.dir_node(parent)?;
             Ok(match self.layers.lookup(&dir, &pat.dirs, name)? {
-                Lookup::Found(at, meta) => Some(attr(self.record(&dir.join(name), at, &meta), &meta)),
-                _ => None,
+                Lookup::Found(at, meta) => entry(attr(self.record(&dir.join(name), at, &meta), &meta)),
+                // The kernel remembers the name is missing.
+                _ => entry(Attr::default()),
             })
-        });
-        match r {
-            Ok(Some(a)) => reply.entry(&TTL, &a, Generation(0)),
-            Ok(None) => reply.entry(&TTL, &negative(), Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        })())
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, _ctx: Ctx, ino: u64, fh: Option<u64>) -> crate::fuse::Result<(Attr, Duration)> {
         let meta = match fh.map(|fh| self.file(fh)) {
             Some(Ok(f)) => f.metadata().map_err(Errno::from),
             _ => match self.node(ino) {
                 Ok((rel, at)) => self.layers.path(at.layer, &rel).symlink_metadata().map_err(Errno::from),
                 // Unlinked while open (fstat does not name the handle).
-                Err(e) => self.open_file_of(ino.0).ok_or(e).and_then(|f| f.metadata().map_err(Errno::from)),
+                Err(e) => self.open_file_of(ino).ok_or(e).and_then(|f| f.metadata().map_err(Errno::from)),
             },
         };
-        match meta {
-            Ok(m) => reply.attr(&TTL, &attr(ino.0, &m)),
-            Err(e) => reply.error(e),
-        }
+        fuse(meta.map(|m| (attr(ino, &m), TTL)))
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        let r = self
-            .node(ino)
-            .and_then(|(rel, at)| std::fs::read_link(self.layers.path(at.layer, &rel)).map_err(Errno::from));
-        match r {
-            Ok(target) => reply.data(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str())),
-            Err(e) => reply.error(e),
-        }
+    fn readlink(&self, _ctx: Ctx, ino: u64) -> crate::fuse::Result<Vec<u8>> {
+        fuse(self.node(ino).and_then(|(rel, at)| {
+            let target = std::fs::read_link(self.layers.path(at.layer, &rel))?;
+            Ok(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()).to_vec())
+        }))
     }
 
-    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let flags = flags.0;
+    fn open(&self, ctx: Ctx, ino: u64, flags: i32) -> crate::fuse::Result<Opened> {
         let writing = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND) != 0;
-        let opened = self.node(ino).and_then(|(rel, at)| {
-            if writing {
+        fuse(self.node(ino).and_then(|(rel, at)| {
+            let (file, keep) = if writing {
                 let held = self.change();
                 let path = self.copy_up_with(&held, &rel, flags & libc::O_TRUNC == 0)?;
                 let file = self.open_for_write(&path, flags, None)?;
                 if flags & libc::O_TRUNC != 0 {
                     file.set_len(0)?;
-                    if req.uid() != 0 {
+                    if ctx.uid != 0 {
                         kill_set_id(&file)?;
                     }
                 }
-                Ok((file, false))
+                (file, false)
             } else {
                 let file = std::fs::File::open(self.layers.path(at.layer, &rel))?;
                 // A lower file changes only by a copy-up, which this mount makes.
-                Ok((file, self.upper.is_none() || at.layer != 0))
-            }
-        });
-        match opened {
-            Ok((file, keep)) => self.serve(ino.0, file, keep, reply),
-            Err(e) => reply.error(e),
-        }
+                (file, self.upper.is_none() || at.layer != 0)
+            };
+            self.serve(ino, file, keep)
+        }))
     }
 
-    fn create(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, flags: i32, reply: ReplyCreate) {
+    fn create(&self, ctx: Ctx, parent: u64, name: &OsStr, mode: u32, umask: u32, flags: i32) -> crate::fuse::Result<(Entry, Opened)> {
         let mut file = None;
         let made = self.make_entry(parent, name, |_, path, _| {
             let f = self.open_for_write(path, flags, Some(mode & !umask & 0o7777))?;
-            self.own(path, req)?;
+            self.own(path, ctx)?;
             file = Some(f);
             Ok(())
         });
-        match made.and_then(|a| Ok((a, file.ok_or(Errno::EIO)?))) {
-            Ok((a, f)) => self.serve(a.ino.0, f, false, Created(reply, a)),
-            Err(e) => reply.error(e),
-        }
+        fuse(made.and_then(|a| {
+            let opened = self.serve(a.ino, file.ok_or(Errno::EIO)?, false)?;
+            Ok((entry(a), opened))
+        }))
     }
 
-    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+    fn mkdir(&self, ctx: Ctx, parent: u64, name: &OsStr, mode: u32, umask: u32) -> crate::fuse::Result<Entry> {
         let made = self.make_entry(parent, name, |_, path, hides_lower| {
             let perm = std::os::unix::fs::PermissionsExt::from_mode(mode & !umask & 0o7777);
             if !hides_lower {
                 // Nothing below to hide: made in place, as overlayfs does.
                 std::fs::create_dir(path)?;
                 std::fs::set_permissions(path, perm)?;
-                return self.own(path, req);
+                return self.own(path, ctx);
             }
             let up = self.upper()?;
             // Built in the work directory, marked opaque there, then moved in.
@@ -894,7 +854,7 @@ impl Filesystem for UnionFs {
             std::fs::create_dir(&tmp)?;
             let r = (|| {
                 std::fs::set_permissions(&tmp, perm)?;
-                self.own(&tmp, req)?;
+                self.own(&tmp, ctx)?;
                 self.make_opaque(&tmp)?;
                 std::fs::rename(&tmp, path).map_err(Errno::from)
             })();
@@ -903,66 +863,50 @@ impl Filesystem for UnionFs {
             }
             r
         });
-        match made {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        fuse(made.map(entry))
     }
 
-    fn symlink(&self, req: &Request, parent: INodeNo, link_name: &OsStr, target: &Path, reply: ReplyEntry) {
-        let made = self.make_entry(parent, link_name, |_, path, _| {
+    fn symlink(&self, ctx: Ctx, parent: u64, name: &OsStr, target: &Path) -> crate::fuse::Result<Entry> {
+        let made = self.make_entry(parent, name, |_, path, _| {
             std::os::unix::fs::symlink(target, path)?;
-            self.own(path, req)
+            self.own(path, ctx)
         });
-        match made {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        fuse(made.map(entry))
     }
 
-    fn mknod(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, rdev: u32, reply: ReplyEntry) {
+    fn mknod(&self, ctx: Ctx, parent: u64, name: &OsStr, mode: u32, umask: u32, rdev: u32) -> crate::fuse::Result<Entry> {
         let made = self.make_entry(parent, name, |_, path, _| {
             let kind = nix::sys::stat::SFlag::from_bits_truncate(mode & libc::S_IFMT);
             let perm = nix::sys::stat::Mode::from_bits_truncate(mode & !umask & 0o7777);
-            nix::sys::stat::mknod(path, kind, perm, rdev as libc::dev_t).map_err(errno)?;
-            self.own(path, req)
+            nix::sys::stat::mknod(path, kind, perm, rdev as libc::dev_t)?;
+            self.own(path, ctx)
         });
-        match made {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        fuse(made.map(entry))
     }
 
-    fn link(&self, _req: &Request, ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+    fn link(&self, _ctx: Ctx, ino: u64, newparent: u64, newname: &OsStr) -> crate::fuse::Result<Entry> {
         let made = self.node(ino).and_then(|(src, _)| {
             self.make_entry(newparent, newname, |held, path, _| {
                 let from = self.copy_up(held, &src)?;
                 std::fs::hard_link(&from, path)?;
                 // Both names are now one upper file: one inode.
                 let m = from.symlink_metadata()?;
-                self.nodes_mut().link(
-                    &src,
-                    At {
-                        layer: 0,
-                        dirs: Vec::new(),
-                    },
-                    (m.dev(), m.ino()),
-                    |p| self.upper_id(p),
-                );
+                let at = At {
+                    layer: 0,
+                    dirs: Vec::new(),
+                };
+                self.nodes_mut().link(&src, at, (m.dev(), m.ino()), |p| self.upper_id(p));
                 Ok(())
             })
         });
-        match made {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        fuse(made.map(entry))
     }
 
-    fn setxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, value: &[u8], flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(&self, _ctx: Ctx, ino: u64, name: &OsStr, value: &[u8], flags: i32) -> crate::fuse::Result<()> {
         if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
-            return reply.error(Errno::EPERM);
+            return Err(libc::EPERM);
         }
-        let r = self.node(ino).and_then(|(rel, _)| {
+        fuse(self.node(ino).and_then(|(rel, _)| {
             let held = self.change();
             let p = self.copy_up(&held, &rel)?;
             let exists = xattr::get(&p, name)?.is_some();
@@ -973,67 +917,32 @@ impl Filesystem for UnionFs {
                 return Err(Errno::NO_XATTR);
             }
             xattr::set(&p, name, value).map_err(Errno::from)
-        });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        }))
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, _ctx: Ctx, ino: u64, name: &OsStr) -> crate::fuse::Result<()> {
         if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
-            return reply.error(Errno::EPERM);
+            return Err(libc::EPERM);
         }
-        let r = self.node(ino).and_then(|(rel, _)| {
+        fuse(self.node(ino).and_then(|(rel, _)| {
             let held = self.change();
             let p = self.copy_up(&held, &rel)?;
             xattr::remove(&p, name).map_err(Errno::from)
-        });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        }))
     }
 
-    fn write(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        data: &[u8],
-        write_flags: fuser::WriteFlags,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: fuser::ReplyWrite,
-    ) {
-        let r = self.file(fh).and_then(|f| {
-            if write_flags.contains(fuser::WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+    fn write(&self, _ctx: Ctx, _ino: u64, fh: u64, offset: u64, data: &[u8], write_flags: u32) -> crate::fuse::Result<u32> {
+        fuse(self.file(fh).and_then(|f| {
+            if write_flags & crate::fuse::abi::WRITE_KILL_SUIDGID != 0 {
                 kill_set_id(&f)?;
             }
-            f.write_all_at(data, offset).map_err(Errno::from)
-        });
-        match r {
-            Ok(()) => reply.written(data.len() as u32),
-            Err(e) => reply.error(e),
-        }
+            f.write_all_at(data, offset)?;
+            Ok(data.len() as u32)
+        }))
     }
 
-    fn read(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        size: u32,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        reply: ReplyData,
-    ) {
-        let file = match self.file(fh) {
-            Ok(f) => f,
-            Err(e) => return reply.error(e),
-        };
+    fn read(&self, _ctx: Ctx, _ino: u64, fh: u64, offset: u64, size: u32) -> crate::fuse::Result<Vec<u8>> {
+        let file = fuse(self.file(fh))?;
         let mut buf = vec![0u8; size as usize];
         let mut filled = 0;
         while filled < buf.len() {
@@ -1041,27 +950,25 @@ impl Filesystem for UnionFs {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return reply.error(e.into()),
+                Err(e) => return Err(crate::fuse::errno(&e)),
             }
         }
-        reply.data(&buf[..filled]);
+        buf.truncate(filled);
+        Ok(buf)
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    fn fsync(&self, _ctx: Ctx, _ino: u64, fh: u64, datasync: bool) -> crate::fuse::Result<()> {
         if self.volatile {
-            return reply.ok();
+            return Ok(());
         }
-        let r = self
-            .file(fh)
-            .and_then(|f| if datasync { f.sync_data() } else { f.sync_all() }.map_err(Errno::from));
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        fuse(
+            self.file(fh)
+                .and_then(|f| if datasync { f.sync_data() } else { f.sync_all() }.map_err(Errno::from)),
+        )
     }
 
-    fn fallocate(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: u64, length: u64, mode: i32, reply: ReplyEmpty) {
-        let r = self.file(fh).and_then(|f| {
+    fn fallocate(&self, _ctx: Ctx, _ino: u64, fh: u64, offset: u64, length: u64, mode: i32) -> crate::fuse::Result<()> {
+        fuse(self.file(fh).and_then(|f| {
             // SAFETY: fallocate on an fd we hold open; integer arguments only.
             let r = unsafe {
                 libc::fallocate(
@@ -1076,24 +983,11 @@ impl Filesystem for UnionFs {
             } else {
                 Err(std::io::Error::last_os_error().into())
             }
-        });
-        match r {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        }))
     }
 
-    fn release(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
-        _flush: bool,
-        reply: ReplyEmpty,
-    ) {
-        let handle = self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
+    fn release(&self, _ctx: Ctx, _ino: u64, fh: u64) -> crate::fuse::Result<()> {
+        let handle = self.files.write().unwrap_or_else(|p| p.into_inner()).remove(&fh);
         if let Some(h) = handle.filter(|h| h.served != Served::Direct) {
             let mut modes = self.io_modes.lock().unwrap_or_else(|p| p.into_inner());
             let last = match modes.get_mut(&h.ino) {
@@ -1108,139 +1002,93 @@ impl Filesystem for UnionFs {
                 modes.remove(&h.ino);
             }
         }
-        reply.ok();
+        Ok(())
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.remove(parent, name, false) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+    fn unlink(&self, _ctx: Ctx, parent: u64, name: &OsStr) -> crate::fuse::Result<()> {
+        fuse(self.remove(parent, name, false))
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.remove(parent, name, true) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+    fn rmdir(&self, _ctx: Ctx, parent: u64, name: &OsStr) -> crate::fuse::Result<()> {
+        fuse(self.remove(parent, name, true))
     }
 
-    fn rename(
-        &self,
-        _req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        newparent: INodeNo,
-        newname: &OsStr,
-        flags: fuser::RenameFlags,
-        reply: ReplyEmpty,
-    ) {
-        match self.rename_entry(parent, name, newparent, newname, flags.bits()) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+    fn rename(&self, _ctx: Ctx, parent: u64, name: &OsStr, newparent: u64, newname: &OsStr, flags: u32) -> crate::fuse::Result<()> {
+        fuse(self.rename_entry(parent, name, newparent, newname, flags))
     }
 
-    fn setattr(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        mode: Option<u32>,
-        uid: Option<u32>,
-        gid: Option<u32>,
-        size: Option<u64>,
-        atime: Option<fuser::TimeOrNow>,
-        mtime: Option<fuser::TimeOrNow>,
-        _ctime: Option<SystemTime>,
-        fh: Option<FileHandle>,
-        _crtime: Option<SystemTime>,
-        _chgtime: Option<SystemTime>,
-        _bkuptime: Option<SystemTime>,
-        _flags: Option<fuser::BsdFileFlags>,
-        reply: ReplyAttr,
-    ) {
-        let r = (|| {
+    fn setattr(&self, ctx: Ctx, ino: u64, set: SetAttr) -> crate::fuse::Result<(Attr, Duration)> {
+        fuse((|| {
             let (rel, _) = self.node(ino)?;
             let held = self.change();
             let path = self.copy_up(&held, &rel)?;
-            if uid.is_some() || gid.is_some() {
-                std::os::unix::fs::lchown(&path, uid, gid)?;
+            if set.uid.is_some() || set.gid.is_some() {
+                std::os::unix::fs::lchown(&path, set.uid, set.gid)?;
             }
-            if let Some(m) = mode {
+            if let Some(m) = set.mode {
                 std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(m & 0o7777))?;
             }
-            if let Some(s) = size {
+            if let Some(s) = set.size {
                 // An open file may be unlinked already; its handle still works.
-                let f = match fh.map(|fh| self.file(fh)) {
+                let f = match set.fh.map(|fh| self.file(fh)) {
                     Some(Ok(f)) => f,
                     _ => Arc::new(std::fs::OpenOptions::new().write(true).open(&path)?),
                 };
                 f.set_len(s)?;
-                if req.uid() != 0 && mode.is_none() {
+                if ctx.uid != 0 && set.mode.is_none() {
                     kill_set_id(&f)?;
                 }
             }
-            let bare = mode.is_none() && uid.is_none() && gid.is_none() && size.is_none() && atime.is_none() && mtime.is_none();
-            if bare && req.uid() != 0 {
+            let bare = set.mode.is_none()
+                && set.uid.is_none()
+                && set.gid.is_none()
+                && set.size.is_none()
+                && set.atime.is_none()
+                && set.mtime.is_none();
+            if (bare || set.kill_suidgid) && ctx.uid != 0 && set.mode.is_none() {
                 // The kernel asks for set-id bits to go (a passthrough
-                // write by an unprivileged caller) and names nothing else.
+                // write by an unprivileged caller).
                 kill_set_id(&std::fs::File::open(&path)?)?;
             }
-            if atime.is_some() || mtime.is_some() {
-                let ts = |t: Option<fuser::TimeOrNow>| match t {
-                    None => nix::sys::time::TimeSpec::new(0, libc::UTIME_OMIT),
-                    Some(fuser::TimeOrNow::Now) => nix::sys::time::TimeSpec::new(0, libc::UTIME_NOW),
-                    Some(fuser::TimeOrNow::SpecificTime(t)) => {
-                        let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-                        nix::sys::time::TimeSpec::new(d.as_secs() as i64, d.subsec_nanos() as i64)
-                    }
-                };
-                nix::sys::stat::utimensat(None, &path, &ts(atime), &ts(mtime), nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-                    .map_err(errno)?;
+            if set.atime.is_some() || set.mtime.is_some() {
+                nix::sys::stat::utimensat(
+                    None,
+                    &path,
+                    &timespec(set.atime),
+                    &timespec(set.mtime),
+                    nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+                )?;
             }
-            Ok::<_, Errno>(attr(ino.0, &path.symlink_metadata()?))
-        })();
-        match r {
-            Ok(a) => reply.attr(&TTL, &a),
-            Err(e) => reply.error(e),
-        }
+            Ok((attr(ino, &path.symlink_metadata()?), TTL))
+        })())
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        if let Err(e) = self.dir_node(ino) {
-            return reply.error(e);
-        }
+    fn opendir(&self, _ctx: Ctx, ino: u64, _flags: i32) -> crate::fuse::Result<Opened> {
+        fuse(self.dir_node(ino))?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dirs.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, None);
         // The kernel may keep the listing: every change to it passes
         // through this mount and drops the kernel's copy.
-        reply.opened(FileHandle(fh), FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE);
+        Ok(Opened {
+            fh,
+            flags: fopen::CACHE_DIR | fopen::KEEP_CACHE,
+            backing_id: 0,
+        })
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
+    fn readdir(&self, _ctx: Ctx, ino: u64, fh: u64, offset: u64, buf: &mut DirBuf) -> crate::fuse::Result<()> {
         // The listing is taken once per open: entries removed while a
         // reader walks it (rm -rf) must not shift the offsets it resumes at.
-        let entries = match self.dir_entries(ino, fh) {
-            Ok(e) => e,
-            Err(e) => return reply.error(e),
-        };
-        for (i, e) in entries.iter().enumerate().skip(offset as usize) {
-            if reply.add(INodeNo(e.ino), (i + 1) as u64, e.kind, &e.name) {
-                break;
+        let entries = fuse(self.dir_entries(ino, fh))?;
+        if !buf.plus() {
+            for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                if !buf.add(e.ino, (i + 1) as u64, e.kind, &e.name) {
+                    break;
+                }
             }
+            return Ok(());
         }
-        reply.ok();
-    }
-
-    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let entries = match self.dir_entries(ino, fh) {
-            Ok(e) => e,
-            Err(e) => return reply.error(e),
-        };
-        let rel = match self.node(ino) {
-            Ok((rel, _)) => rel,
-            Err(e) => return reply.error(e),
-        };
+        let (rel, _) = fuse(self.node(ino))?;
         for (i, e) in entries.iter().enumerate().skip(offset as usize) {
             let path = match i {
                 0 => self.layers.path(e.layer, &rel),
@@ -1252,69 +1100,64 @@ impl Filesystem for UnionFs {
             };
             // An entry gone since the listing was taken is skipped.
             let Ok(meta) = path.symlink_metadata() else { continue };
-            if reply.add(INodeNo(e.ino), (i + 1) as u64, &e.name, &TTL, &attr(e.ino, &meta), Generation(0)) {
+            if !buf.add_plus(&attr(e.ino, &meta), TTL, (i + 1) as u64, &e.name) {
                 break;
             }
         }
-        reply.ok();
+        Ok(())
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh.0);
-        reply.ok();
+    fn releasedir(&self, _ctx: Ctx, _ino: u64, fh: u64) -> crate::fuse::Result<()> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        Ok(())
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match nix::sys::statvfs::statvfs(&self.layers.dirs()[0]) {
-            Ok(s) => reply.statfs(
-                s.blocks(),
-                s.blocks_free(),
-                s.blocks_available(),
-                s.files(),
-                s.files_free(),
-                s.block_size() as u32,
-                s.name_max() as u32,
-                s.fragment_size() as u32,
-            ),
-            Err(e) => reply.error(errno(e)),
-        }
+    fn statfs(&self, _ctx: Ctx, _ino: u64) -> crate::fuse::Result<Statfs> {
+        let s = nix::sys::statvfs::statvfs(&self.layers.dirs()[0]).map_err(|e| e as i32)?;
+        Ok(Statfs {
+            blocks: s.blocks(),
+            bfree: s.blocks_free(),
+            bavail: s.blocks_available(),
+            files: s.files(),
+            ffree: s.files_free(),
+            bsize: s.block_size() as u32,
+            namelen: s.name_max() as u32,
+            frsize: s.fragment_size() as u32,
+        })
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, _ctx: Ctx, ino: u64, name: &OsStr, size: u32) -> crate::fuse::Result<Xattr> {
         if name.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX) {
-            return reply.error(Errno::NO_XATTR);
+            return Err(libc::ENODATA);
         }
-        let r = self
-            .node(ino)
-            .and_then(|(rel, at)| xattr::get(self.layers.path(at.layer, &rel), name).map_err(Errno::from));
-        match r {
-            Ok(Some(v)) if size == 0 => reply.size(v.len() as u32),
-            Ok(Some(v)) if v.len() <= size as usize => reply.data(&v),
-            Ok(Some(_)) => reply.error(Errno::ERANGE),
-            Ok(None) => reply.error(Errno::NO_XATTR),
-            Err(e) => reply.error(e),
+        let v = fuse(
+            self.node(ino)
+                .and_then(|(rel, at)| xattr::get(self.layers.path(at.layer, &rel), name).map_err(Errno::from)),
+        )?;
+        match v {
+            Some(v) if size == 0 => Ok(Xattr::Size(v.len() as u32)),
+            Some(v) if v.len() <= size as usize => Ok(Xattr::Data(v)),
+            Some(_) => Err(libc::ERANGE),
+            None => Err(libc::ENODATA),
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let names = match self
-            .node(ino)
-            .and_then(|(rel, at)| xattr::list(self.layers.path(at.layer, &rel)).map_err(Errno::from))
-        {
-            Ok(n) => n,
-            Err(e) => return reply.error(e),
-        };
+    fn listxattr(&self, _ctx: Ctx, ino: u64, size: u32) -> crate::fuse::Result<Xattr> {
+        let names = fuse(
+            self.node(ino)
+                .and_then(|(rel, at)| xattr::list(self.layers.path(at.layer, &rel)).map_err(Errno::from)),
+        )?;
         let mut data = Vec::new();
         for n in names.filter(|n| !n.to_string_lossy().starts_with(OVERLAY_XATTR_PREFIX)) {
             data.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(n.as_os_str()));
             data.push(0);
         }
         if size == 0 {
-            reply.size(data.len() as u32)
+            Ok(Xattr::Size(data.len() as u32))
         } else if data.len() <= size as usize {
-            reply.data(&data)
+            Ok(Xattr::Data(data))
         } else {
-            reply.error(Errno::ERANGE)
+            Err(libc::ERANGE)
         }
     }
 }
