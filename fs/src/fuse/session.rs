@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::abi::{self, init, op, InHeader, Reader, Writer};
@@ -87,6 +87,8 @@ pub struct Session<F: Filesystem> {
     fs: F,
     dev: Arc<OwnedFd>,
     options: MountOptions,
+    /// The connection's directory under /sys/fs/fuse/connections.
+    connection: Option<PathBuf>,
 }
 
 fn cstr(s: &[u8]) -> io::Result<CString> {
@@ -127,30 +129,44 @@ impl<F: Filesystem> Session<F> {
             fs,
             dev: Arc::new(dev),
             options,
+            connection: connection_of(mountpoint),
         })
     }
 
     /// Negotiates and serves until the filesystem is unmounted.
     pub fn run(mut self) -> io::Result<()> {
-        let uring = self.negotiate()?;
+        // Once io_uring is granted the kernel holds every request until
+        // all queues are registered: ask for it only where rings can be
+        // made at all (io_uring may be disabled or filtered).
+        let uring_ok = self.options.uring && new_ring().is_ok();
+        let uring = self.negotiate(uring_ok)?;
         let fs = Arc::new(self.fs);
+        let connection = Arc::new(self.connection.clone());
         let mut threads = Vec::new();
         if uring {
             let cpus = possible_cpus();
             for qid in 0..cpus {
-                let (fs, dev) = (fs.clone(), self.dev.clone());
-                threads.push(std::thread::Builder::new().name(format!("fuse-uring-{qid}")).spawn(move || {
+                let (fs, dev, conn) = (fs.clone(), self.dev.clone(), connection.clone());
+                let spawned = std::thread::Builder::new().name(format!("fuse-uring-{qid}")).spawn(move || {
                     if let Err(e) = serve_uring(&*fs, &dev, qid, cpus) {
                         if !gone(&e) {
-                            eprintln!("berth fuse: io_uring queue {qid}: {e}");
+                            eprintln!("berth fuse: io_uring queue {qid}: {e}; disconnecting");
+                            abort(&conn);
                         }
                     }
-                })?);
+                });
+                match spawned {
+                    Ok(t) => threads.push(t),
+                    Err(e) => {
+                        eprintln!("berth fuse: io_uring queue {qid}: {e}; disconnecting");
+                        abort(&connection)
+                    }
+                }
             }
         }
         // /dev/fuse serves what io_uring does not (forgets, interrupts, and
-        // everything until every queue is registered, or if registering
-        // fails), and everything without io_uring.
+        // everything until every queue is registered), and everything
+        // without io_uring.
         let readers = self.options.threads.max(1);
         for i in 1..readers {
             let (fs, dev) = (fs.clone(), self.dev.clone());
@@ -168,7 +184,7 @@ impl<F: Filesystem> Session<F> {
     }
 
     /// Answers INIT; returns whether io_uring serves.
-    fn negotiate(&mut self) -> io::Result<bool> {
+    fn negotiate(&mut self, uring: bool) -> io::Result<bool> {
         let mut buf = vec![0u8; BUFFER];
         loop {
             let n = read_dev(&self.dev, &mut buf)?;
@@ -196,7 +212,7 @@ impl<F: Filesystem> Session<F> {
                 wanted: init::ASYNC_READ | init::BIG_WRITES | init::MAX_PAGES | init::INIT_EXT,
                 max_stack_depth: 0,
             };
-            if self.options.uring {
+            if uring {
                 config.wanted |= init::OVER_IO_URING;
             }
             self.fs.init(&mut config, Backing { dev: self.dev.clone() });
@@ -206,7 +222,9 @@ impl<F: Filesystem> Session<F> {
                 .u32(minor.min(abi::KERNEL_MINOR_VERSION))
                 .u32(max_readahead);
             w.u32(granted as u32).u16(64).u16(48).u32(MAX_WRITE as u32).u32(1);
-            w.u16((MAX_WRITE / 4096) as u16)
+            // SAFETY: sysconf has no memory-safety preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+            w.u16((MAX_WRITE / page).max(1) as u16)
                 .u16(0)
                 .u32((granted >> 32) as u32)
                 .u32(config.max_stack_depth);
@@ -217,6 +235,30 @@ impl<F: Filesystem> Session<F> {
     }
 }
 
+/// The FUSE connection of the mount at `mountpoint`, from mountinfo (the
+/// mount itself cannot be asked before INIT is answered).
+fn connection_of(mountpoint: &Path) -> Option<PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let target = mountpoint.canonicalize().ok()?;
+    let line = info
+        .lines()
+        .rev()
+        .find(|l| l.split(' ').nth(4).map(Path::new) == Some(target.as_path()))?;
+    let minor = line.split(' ').nth(2)?.split(':').nth(1)?;
+    Some(PathBuf::from(format!("/sys/fs/fuse/connections/{minor}")))
+}
+
+/// Ends the connection: every waiting request fails and the mount reads
+/// as disconnected, for a transport that broke and cannot be served. The
+/// process exits (closing /dev/fuse aborts the connection even where
+/// fusectl is not mounted).
+fn abort(connection: &Option<PathBuf>) -> ! {
+    if let Some(c) = connection {
+        let _ = std::fs::write(c.join("abort"), "1");
+    }
+    std::process::exit(1)
+}
+
 /// Whether an error means the filesystem was unmounted.
 fn gone(e: &io::Error) -> bool {
     matches!(
@@ -225,18 +267,31 @@ fn gone(e: &io::Error) -> bool {
     )
 }
 
+/// How many CPUs the kernel may ever run (num_possible_cpus): the kernel
+/// wants one queue for each.
 fn possible_cpus() -> usize {
-    // "0-1" or "0,2-3": one past the highest CPU number.
+    let count = |s: &str| -> Option<usize> {
+        let mut n = 0;
+        for r in s.trim().split(',') {
+            n += match r.split_once('-') {
+                Some((a, b)) => b.parse::<usize>().ok()? - a.parse::<usize>().ok()? + 1,
+                None => {
+                    r.parse::<usize>().ok()?;
+                    1
+                }
+            };
+        }
+        Some(n)
+    };
     std::fs::read_to_string("/sys/devices/system/cpu/possible")
         .ok()
-        .and_then(|s| {
-            s.trim()
-                .split(',')
-                .filter_map(|r| r.rsplit('-').next().and_then(|n| n.parse::<usize>().ok()))
-                .max()
-        })
-        .map(|m| m + 1)
+        .and_then(|s| count(&s))
         .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+/// A ring for one io_uring queue.
+fn new_ring() -> io::Result<io_uring::IoUring<io_uring::squeue::Entry128, io_uring::cqueue::Entry32>> {
+    io_uring::IoUring::builder().setup_single_issuer().build((URING_DEPTH * 2) as u32)
 }
 
 fn read_dev(dev: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
@@ -346,25 +401,29 @@ fn uring_cmd(dev: &OwnedFd, cmd_op: u32, qid: usize, commit_id: u64, slot: &Slot
 /// Serves io_uring queue `qid` from a thread pinned to that CPU.
 fn serve_uring<F: Filesystem>(fs: &F, dev: &OwnedFd, qid: usize, cpus: usize) -> io::Result<()> {
     pin(qid % cpus);
-    let mut ring: io_uring::IoUring<io_uring::squeue::Entry128, io_uring::cqueue::Entry32> =
-        io_uring::IoUring::builder().setup_single_issuer().build((URING_DEPTH * 2) as u32)?;
-    let mut slots: Vec<Slot> = (0..URING_DEPTH)
-        .map(|_| {
-            let mut header = Box::new([0u8; abi::URING_HEADER_SZ]);
-            let mut payload = vec![0u8; BUFFER];
-            let iov = Box::new([
-                libc::iovec {
-                    iov_base: header.as_mut_ptr().cast(),
-                    iov_len: abi::URING_HEADER_SZ,
-                },
-                libc::iovec {
-                    iov_base: payload.as_mut_ptr().cast(),
-                    iov_len: payload.len(),
-                },
-            ]);
-            Slot { header, payload, iov }
-        })
-        .collect();
+    let mut ring = new_ring()?;
+    // The kernel writes into the slots while they are registered: they
+    // are never freed (a queue lives as long as the mount, and on an
+    // error the connection is aborted).
+    let slots: &'static mut Vec<Slot> = Box::leak(Box::new(
+        (0..URING_DEPTH)
+            .map(|_| {
+                let mut header = Box::new([0u8; abi::URING_HEADER_SZ]);
+                let mut payload = vec![0u8; BUFFER];
+                let iov = Box::new([
+                    libc::iovec {
+                        iov_base: header.as_mut_ptr().cast(),
+                        iov_len: abi::URING_HEADER_SZ,
+                    },
+                    libc::iovec {
+                        iov_base: payload.as_mut_ptr().cast(),
+                        iov_len: payload.len(),
+                    },
+                ]);
+                Slot { header, payload, iov }
+            })
+            .collect::<Vec<Slot>>(),
+    ));
     for (i, slot) in slots.iter().enumerate() {
         let sqe = uring_cmd(dev, abi::URING_CMD_REGISTER, qid, 0, slot, i as u64);
         // SAFETY: the slot's buffers live as long as the ring.

@@ -187,6 +187,19 @@ fn kill_set_id(f: &std::fs::File) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Opens the regular file at `path` without following a symlink or
+/// blocking on a FIFO: the upper layer is the container's to fill.
+fn open_regular(path: &Path, write: bool) -> Result<std::fs::File, Errno> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(!write).write(write);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut o, libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let f = o.open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(Errno::EINVAL);
+    }
+    Ok(f)
+}
+
 /// Whether this process may register passthrough backing files: the
 /// kernel asks for CAP_SYS_ADMIN in the initial user namespace.
 fn may_pass_through() -> bool {
@@ -1032,23 +1045,25 @@ impl Filesystem for UnionFs {
                 // An open file may be unlinked already; its handle still works.
                 let f = match set.fh.map(|fh| self.file(fh)) {
                     Some(Ok(f)) => f,
-                    _ => Arc::new(std::fs::OpenOptions::new().write(true).open(&path)?),
+                    _ => Arc::new(open_regular(&path, true)?),
                 };
                 f.set_len(s)?;
-                if ctx.uid != 0 && set.mode.is_none() {
+                // The kernel says whether the caller lacks CAP_FSETID.
+                if set.kill_suidgid && set.mode.is_none() {
                     kill_set_id(&f)?;
                 }
             }
+            // A chown clears set-id bits by itself (lchown above). A setattr
+            // naming nothing is the kernel asking for them to go after a
+            // passed-through write by an unprivileged caller.
             let bare = set.mode.is_none()
                 && set.uid.is_none()
                 && set.gid.is_none()
                 && set.size.is_none()
                 && set.atime.is_none()
                 && set.mtime.is_none();
-            if (bare || set.kill_suidgid) && ctx.uid != 0 && set.mode.is_none() {
-                // The kernel asks for set-id bits to go (a passthrough
-                // write by an unprivileged caller).
-                kill_set_id(&std::fs::File::open(&path)?)?;
+            if bare && ctx.uid != 0 && path.symlink_metadata()?.is_file() {
+                kill_set_id(&open_regular(&path, false)?)?;
             }
             if set.atime.is_some() || set.mtime.is_some() {
                 nix::sys::stat::utimensat(
