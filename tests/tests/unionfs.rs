@@ -732,6 +732,29 @@ fn an_unprivileged_write_clears_set_id_bits() {
         assert_eq!(std::fs::read_to_string(m.join("suid")).unwrap(), "#!/bin/sh\nmore\nagain\n");
         let mode = std::fs::metadata(m.join("untouched")).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o6777, "an unwritten file keeps its bits");
+        // A symlink in the union pointing at a set-id file outside it: a
+        // chown of the link must not reach the file it names.
+        let outside = dir.path().join("outside-suid");
+        std::fs::write(&outside, "x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let shared = m.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+            .arg(format!(
+                "ln -s {} {link} && chgrp -h 65534 {link}",
+                outside.display(),
+                link = shared.join("link").display()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mode = std::fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(
+            mode, 0o4755,
+            "passthrough={passthrough}: a chown through a symlink changed the file outside"
+        );
     }
 }
 
