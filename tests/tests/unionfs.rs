@@ -950,3 +950,46 @@ fn requests_are_served_over_io_uring_on_the_callers_cpu() {
             .sum::<u64>();
     assert!(classic < 50, "/dev/fuse readers woke {classic} times");
 }
+
+#[test]
+fn a_long_copy_up_does_not_hold_up_other_requests_from_its_cpu() {
+    if !require_root("a_long_copy_up_does_not_hold_up_other_requests_from_its_cpu") {
+        return;
+    }
+    let (_dir, [l, u, w, m]) = union_dirs();
+    let big = vec![5u8; 256 << 20];
+    std::fs::write(l.join("big"), &big).unwrap();
+    std::fs::write(l.join("small"), "x").unwrap();
+    mount_unionfs(
+        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
+        &m,
+    );
+    let _m = Mounted(m.clone());
+    let pin0 = || {
+        // SAFETY: a zeroed cpu_set_t is valid; it is ours.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    };
+    let (mb, ms) = (m.join("big"), m.join("small"));
+    let copier = std::thread::spawn(move || {
+        pin0();
+        // Opening for append copies 256 MiB up and flushes it.
+        let _f = std::fs::OpenOptions::new().append(true).open(&mb).unwrap();
+        std::time::Instant::now()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let reader = std::thread::spawn(move || {
+        pin0();
+        for _ in 0..20 {
+            assert_eq!(xattr::get(&ms, "user.none").unwrap(), None);
+            std::fs::metadata(&ms).unwrap();
+        }
+        std::time::Instant::now()
+    });
+    let (copied, read) = (copier.join().unwrap(), reader.join().unwrap());
+    assert!(read < copied, "requests from the same CPU waited for the copy-up to finish");
+    assert_eq!(std::fs::metadata(u.join("big")).unwrap().len(), big.len() as u64);
+}

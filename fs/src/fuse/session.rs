@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,8 @@ const MAX_WRITE: usize = 1 << 20;
 const BUFFER: usize = MAX_WRITE + 4096;
 /// Requests each io_uring queue keeps armed.
 const URING_DEPTH: usize = 8;
+/// Threads per io_uring queue for requests that may take long.
+const URING_WORKERS: usize = 2;
 const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 
 /// How to mount.
@@ -148,7 +150,7 @@ impl<F: Filesystem> Session<F> {
             for qid in 0..cpus {
                 let (fs, dev, conn) = (fs.clone(), self.dev.clone(), connection.clone());
                 let spawned = std::thread::Builder::new().name(format!("fuse-uring-{qid}")).spawn(move || {
-                    if let Err(e) = serve_uring(&*fs, &dev, qid, cpus) {
+                    if let Err(e) = serve_uring(fs, &dev, qid, cpus) {
                         if !gone(&e) {
                             eprintln!("berth fuse: io_uring queue {qid}: {e}; disconnecting");
                             abort(&conn);
@@ -398,8 +400,64 @@ fn uring_cmd(dev: &OwnedFd, cmd_op: u32, qid: usize, commit_id: u64, slot: &Slot
     sqe
 }
 
-/// Serves io_uring queue `qid` from a thread pinned to that CPU.
-fn serve_uring<F: Filesystem>(fs: &F, dev: &OwnedFd, qid: usize, cpus: usize) -> io::Result<()> {
+/// Whether a request may take long (copying a file up, flushing to disk,
+/// reading or writing through this process): such requests are served
+/// off the queue's thread, so that the requests behind them from the same
+/// CPU are not held up.
+fn may_block(h: &InHeader, arg0: &[u8]) -> bool {
+    match h.opcode {
+        op::SETATTR | op::SETXATTR | op::REMOVEXATTR | op::RENAME | op::RENAME2 | op::LINK => true,
+        op::FSYNC | op::FALLOCATE | op::READ | op::WRITE => true,
+        op::OPEN => Reader(arg0)
+            .u32()
+            .is_some_and(|f| f as i32 & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND) != 0),
+        _ => false,
+    }
+}
+
+/// A slot handed to a worker; only that worker touches it until it hands
+/// it back.
+struct SlotPtr(*mut Slot, usize);
+
+// SAFETY: a slot is used by one thread at a time: the queue's thread until
+// it hands the slot to a worker, the worker until it hands it back.
+unsafe impl Send for SlotPtr {}
+
+const ENT_IN_OUT: usize = abi::URING_IN_OUT_HEADER_SZ + abi::URING_OP_IN_OUT_SZ;
+
+/// The request in `slot`.
+fn slot_request(slot: &Slot) -> io::Result<(InHeader, u64, usize)> {
+    let mut e = Reader(&slot.header[ENT_IN_OUT..]);
+    e.u64();
+    let commit_id = e.u64().unwrap_or(0);
+    let payload_sz = e.u32().unwrap_or(0) as usize;
+    let h = InHeader::parse(&slot.header[..abi::IN_HEADER_LEN]).ok_or_else(|| io::Error::other("short FUSE header"))?;
+    Ok((h, commit_id, payload_sz.min(slot.payload.len())))
+}
+
+/// Serves the request in `slot` and writes the reply into it.
+fn answer<F: Filesystem>(fs: &F, slot: &mut Slot) -> io::Result<()> {
+    let (h, _, payload_sz) = slot_request(slot)?;
+    let arg0 =
+        &slot.header[abi::URING_IN_OUT_HEADER_SZ..abi::URING_IN_OUT_HEADER_SZ + abi::arg0_len(h.opcode).min(abi::URING_OP_IN_OUT_SZ)];
+    let reply = dispatch(fs, &h, arg0, &slot.payload[..payload_sz], MAX_WRITE).unwrap_or(Err(libc::ENOSYS));
+    let (error, body) = match reply {
+        Ok(b) => (0, b),
+        Err(e) => (-e, Vec::new()),
+    };
+    let body = &body[..body.len().min(slot.payload.len())];
+    slot.payload[..body.len()].copy_from_slice(body);
+    let mut w = Writer::default();
+    w.u32((abi::OUT_HEADER_LEN + body.len()) as u32).i32(error).u64(h.unique);
+    slot.header[..abi::OUT_HEADER_LEN].copy_from_slice(&w.0);
+    slot.header[ENT_IN_OUT + 16..ENT_IN_OUT + 20].copy_from_slice(&(body.len() as u32).to_ne_bytes());
+    Ok(())
+}
+
+/// Serves io_uring queue `qid` from a thread pinned to that CPU; requests
+/// that may take long go to a worker thread, which hands the answered slot
+/// back through a channel and an eventfd the ring watches.
+fn serve_uring<F: Filesystem>(fs: Arc<F>, dev: &OwnedFd, qid: usize, cpus: usize) -> io::Result<()> {
     pin(qid % cpus);
     let mut ring = new_ring()?;
     // The kernel writes into the slots while they are registered: they
@@ -424,49 +482,83 @@ fn serve_uring<F: Filesystem>(fs: &F, dev: &OwnedFd, qid: usize, cpus: usize) ->
             })
             .collect::<Vec<Slot>>(),
     ));
+    // SAFETY: eventfd has no memory-safety preconditions; the fd is ours.
+    let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if wake < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(wake) });
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<usize>();
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<SlotPtr>();
+    let work_rx = Arc::new(std::sync::Mutex::new(work_rx));
+    for w in 0..URING_WORKERS {
+        let (fs, work_rx, done_tx, wake) = (fs.clone(), work_rx.clone(), done_tx.clone(), wake.clone());
+        std::thread::Builder::new()
+            .name(format!("fuse-uring-{qid}w{w}"))
+            .spawn(move || loop {
+                let job = work_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(SlotPtr(slot, index)) = job else { return };
+                // SAFETY: handed over by the queue's thread, which leaves it alone
+                // until the index comes back.
+                if answer(&*fs, unsafe { &mut *slot }).is_err() {
+                    // An unreadable header: answered anyway by the queue thread.
+                }
+                let _ = done_tx.send(index);
+                let one = 1u64;
+                // SAFETY: writes 8 bytes we own to our eventfd.
+                unsafe { libc::write(wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+            })?;
+    }
+    const WAKE: u64 = u64::MAX;
+    let arm_wake = |ring: &mut io_uring::IoUring<io_uring::squeue::Entry128, io_uring::cqueue::Entry32>| {
+        let poll = io_uring::opcode::PollAdd::new(io_uring::types::Fd(wake.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(WAKE)
+            .into();
+        // SAFETY: polls an fd that lives as long as the ring.
+        unsafe { ring.submission().push(&poll) }.map_err(|_| io::Error::other("io_uring submission queue full"))
+    };
     for (i, slot) in slots.iter().enumerate() {
         let sqe = uring_cmd(dev, abi::URING_CMD_REGISTER, qid, 0, slot, i as u64);
-        // SAFETY: the slot's buffers live as long as the ring.
+        // SAFETY: the slot's buffers live as long as the process.
         unsafe { ring.submission().push(&sqe) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
     }
+    arm_wake(&mut ring)?;
     ring.submit()?;
-    let ent_in_out = abi::URING_IN_OUT_HEADER_SZ + abi::URING_OP_IN_OUT_SZ;
     loop {
         match ring.submit_and_wait(1) {
             Ok(_) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
             Err(e) => return Err(e),
         }
-        let done: Vec<(u64, i32)> = ring.completion().map(|c| (c.user_data(), c.result())).collect();
-        for (user_data, res) in done {
+        let completed: Vec<(u64, i32)> = ring.completion().map(|c| (c.user_data(), c.result())).collect();
+        let mut ready = Vec::new();
+        for (user_data, res) in completed {
+            if user_data == WAKE {
+                let mut n = 0u64;
+                // SAFETY: reads 8 bytes into a u64 we own.
+                unsafe { libc::read(wake.as_raw_fd(), (&mut n as *mut u64).cast(), 8) };
+                ready.extend(done_rx.try_iter());
+                arm_wake(&mut ring)?;
+                continue;
+            }
             if res < 0 {
                 return Err(io::Error::from_raw_os_error(-res));
             }
-            let slot = &mut slots[user_data as usize];
-            let commit_id;
-            {
-                let hdr = &slot.header[..];
-                let mut e = Reader(&hdr[ent_in_out..]);
-                e.u64();
-                commit_id = e.u64().unwrap_or(0);
-                let payload_sz = e.u32().unwrap_or(0) as usize;
-                let h = InHeader::parse(&hdr[..abi::IN_HEADER_LEN]).ok_or_else(|| io::Error::other("short FUSE header"))?;
-                let arg0 =
-                    &hdr[abi::URING_IN_OUT_HEADER_SZ..abi::URING_IN_OUT_HEADER_SZ + abi::arg0_len(h.opcode).min(abi::URING_OP_IN_OUT_SZ)];
-                let answer =
-                    dispatch(fs, &h, arg0, &slot.payload[..payload_sz.min(slot.payload.len())], MAX_WRITE).unwrap_or(Err(libc::ENOSYS));
-                let (error, body) = match answer {
-                    Ok(b) => (0, b),
-                    Err(e) => (-e, Vec::new()),
-                };
-                let body = &body[..body.len().min(slot.payload.len())];
-                slot.payload[..body.len()].copy_from_slice(body);
-                let mut w = Writer::default();
-                w.u32((abi::OUT_HEADER_LEN + body.len()) as u32).i32(error).u64(h.unique);
-                slot.header[..abi::OUT_HEADER_LEN].copy_from_slice(&w.0);
-                slot.header[ent_in_out + 16..ent_in_out + 20].copy_from_slice(&(body.len() as u32).to_ne_bytes());
+            let index = user_data as usize;
+            let (h, _, _) = slot_request(&slots[index])?;
+            if may_block(&h, &slots[index].header[abi::URING_IN_OUT_HEADER_SZ..]) {
+                let ptr = SlotPtr(&mut slots[index] as *mut Slot, index);
+                work_tx.send(ptr).map_err(|_| io::Error::other("worker threads gone"))?;
+            } else {
+                answer(&*fs, &mut slots[index])?;
+                ready.push(index);
             }
-            let sqe = uring_cmd(dev, abi::URING_CMD_COMMIT_AND_FETCH, qid, commit_id, slot, user_data);
+        }
+        for index in ready {
+            let (_, commit_id, _) = slot_request(&slots[index])?;
+            let sqe = uring_cmd(dev, abi::URING_CMD_COMMIT_AND_FETCH, qid, commit_id, &slots[index], index as u64);
             // SAFETY: as above.
             unsafe { ring.submission().push(&sqe) }.map_err(|_| io::Error::other("io_uring submission queue full"))?;
         }
