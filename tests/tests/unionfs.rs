@@ -236,11 +236,26 @@ fn mount_program_command_line_and_unmount() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let line = mountinfo.lines().find(|l| l.split(' ').nth(4) == mnt.to_str()).expect("mounted");
     assert!(
-        line.contains(" - fuse") && line.contains(" berth-unionfs "),
-        "a FUSE mount named berth-unionfs: {line}"
+        line.contains(" - fuse.berth-unionfs berth-unionfs "),
+        "a mount of type fuse.berth-unionfs named berth-unionfs: {line}"
     );
     let status = Command::new("fusermount3").arg("-u").arg(&mnt).status().unwrap();
     assert!(status.success(), "fusermount3 -u unmounts");
+    assert!(!mnt.join("f").exists());
+
+    // Through mount(8) and its FUSE helper (mount.fuse3 runs PROGRAM#SOURCE).
+    let status = Command::new("mount")
+        .args(["-t", "fuse"])
+        .arg(format!("{}#berth", bin("berth-unionfs").display()))
+        .arg(&mnt)
+        .arg("-o")
+        .arg(format!("lowerdir={}:{}", l1.display(), l2.display()))
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount -t fuse PROGRAM#SOURCE");
+    assert_eq!(std::fs::read_to_string(mnt.join("f")).unwrap(), "lower");
+    let status = Command::new("umount").arg(&mnt).status().unwrap();
+    assert!(status.success(), "umount unmounts");
     assert!(!mnt.join("f").exists());
 }
 
