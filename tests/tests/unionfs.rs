@@ -1008,3 +1008,60 @@ fn a_long_copy_up_does_not_hold_up_other_requests_from_its_cpu() {
     assert!(read < copied, "requests from the same CPU waited for the copy-up to finish");
     assert_eq!(std::fs::metadata(u.join("big")).unwrap().len(), big.len() as u64);
 }
+
+#[test]
+fn mmap_writes_reach_the_upper_and_inode_numbers_hold() {
+    if !require_root("mmap_writes_reach_the_upper_and_inode_numbers_hold") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    for passthrough in ["on", "off"] {
+        let (_dir, [l, u, w, m]) = union_dirs();
+        std::fs::write(l.join("mapped"), vec![b'a'; 8192]).unwrap();
+        mount_unionfs(
+            &format!(
+                "lowerdir={},upperdir={},workdir={},passthrough={passthrough}",
+                l.display(),
+                u.display(),
+                w.display()
+            ),
+            &m,
+        );
+        let _m = Mounted(m.clone());
+        let ino = std::fs::metadata(m.join("mapped")).unwrap().ino();
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(m.join("mapped")).unwrap();
+        // SAFETY: a shared mapping of 8 KiB of an open file, unmapped below.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                8192,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+            );
+            assert_ne!(p, libc::MAP_FAILED, "mmap: {}", std::io::Error::last_os_error());
+            assert_eq!(*(p as *const u8), b'a', "the mapping shows the lower data");
+            std::ptr::copy_nonoverlapping(b"mapped!".as_ptr(), (p as *mut u8).add(4096), 7);
+            assert_eq!(libc::msync(p, 8192, libc::MS_SYNC), 0);
+            libc::munmap(p, 8192);
+        }
+        drop(f);
+        let seen = std::fs::read(m.join("mapped")).unwrap();
+        assert_eq!(
+            &seen[4096..4103],
+            b"mapped!",
+            "passthrough={passthrough}: read sees the mapped write"
+        );
+        assert_eq!(
+            &std::fs::read(u.join("mapped")).unwrap()[4096..4103],
+            b"mapped!",
+            "the write is in the upper"
+        );
+        assert_eq!(std::fs::read(l.join("mapped")).unwrap(), vec![b'a'; 8192], "the lower is untouched");
+        // The inode number holds across the copy-up and a rename.
+        assert_eq!(std::fs::metadata(m.join("mapped")).unwrap().ino(), ino);
+        std::fs::rename(m.join("mapped"), m.join("moved")).unwrap();
+        assert_eq!(std::fs::metadata(m.join("moved")).unwrap().ino(), ino);
+    }
+}
