@@ -1065,3 +1065,51 @@ fn mmap_writes_reach_the_upper_and_inode_numbers_hold() {
         assert_eq!(std::fs::metadata(m.join("moved")).unwrap().ino(), ino);
     }
 }
+
+#[test]
+fn copy_ups_skip_the_wait_for_the_disk_only_on_ordered_ext4() {
+    if !require_root("copy_ups_skip_the_wait_for_the_disk_only_on_ordered_ext4") {
+        return;
+    }
+    // The shortcut is only safe where the journal orders data before
+    // metadata: journalled ext4 in data=ordered mode.
+    let dir = tempfile::tempdir().unwrap();
+    for (mkfs_args, mount_opts, expect) in [
+        (vec![], "", true),
+        (vec!["-O", "^has_journal"], "", false),
+        (vec![], "data=writeback", false),
+    ] {
+        let image = dir.path().join("fs.img");
+        std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+        let out = Command::new("mkfs.ext4")
+            .args(["-q", "-F"])
+            .args(&mkfs_args)
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mkfs.ext4: {}", String::from_utf8_lossy(&out.stderr));
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir_all(&mnt).unwrap();
+        let mut mount = Command::new("mount");
+        mount
+            .args(["-o", &format!("loop{}{mount_opts}", if mount_opts.is_empty() { "" } else { "," })])
+            .arg(&image)
+            .arg(&mnt);
+        let out = mount.output().unwrap();
+        assert!(out.status.success(), "mount: {}", String::from_utf8_lossy(&out.stderr));
+        let ordered = berth_fs::union::copy_up::ordered_ext4(&mnt);
+        let _ = Command::new("umount").arg(&mnt).status();
+        assert_eq!(ordered, expect, "mkfs {mkfs_args:?}, mount {mount_opts:?}");
+        std::fs::remove_file(&image).unwrap();
+    }
+    let tmpfs = dir.path().join("tmpfs");
+    std::fs::create_dir(&tmpfs).unwrap();
+    let _t = mount_tmpfs(&tmpfs);
+    assert!(!berth_fs::union::copy_up::ordered_ext4(&tmpfs), "tmpfs has no journal");
+}
+
+/// Mounts a tmpfs at `dir` (unmounted when dropped).
+fn mount_tmpfs(dir: &Path) -> Mounted {
+    nix::mount::mount(Some("tmpfs"), dir, Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>).unwrap();
+    Mounted(dir.to_path_buf())
+}
