@@ -4,6 +4,8 @@
 //! the driver registry assembly ([`drivers`]). Later: images, the daemon and
 //! its API. Binaries live in `src/bin/`.
 
+pub mod client;
+pub mod daemon;
 pub mod drivers;
 pub mod runtime;
 pub mod security;

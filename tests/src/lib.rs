@@ -323,3 +323,77 @@ pub fn mount_overlay(target: &Path, options: &str, read_only: bool) -> Mounted {
         .unwrap_or_else(|e| panic!("mount overlay on {}: {e}", target.display()));
     Mounted(target.to_path_buf())
 }
+
+/// A berthd of a test's own: its socket and data root in a temporary
+/// directory; killed and cleaned up when dropped.
+pub struct Berthd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Berthd {
+    /// Starts berthd and waits until it answers /_ping.
+    pub fn start() -> Result<Berthd> {
+        let dir = tempfile::tempdir()?;
+        let socket = dir.path().join("berth.sock");
+        let child = std::process::Command::new(bin("berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .arg("--data-root")
+            .arg(dir.path().join("root"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("berthd.log"))?)
+            .spawn()?;
+        let mut d = Berthd { child, dir };
+        for _ in 0..200 {
+            if berth_core::client::request(&socket, "GET", "/_ping", None).is_ok_and(|a| a.status == 200) {
+                return Ok(d);
+            }
+            if let Some(status) = d.child.try_wait()? {
+                anyhow::bail!("berthd exited with {status}: {}", d.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        anyhow::bail!("berthd did not answer on {}: {}", socket.display(), d.log())
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("berth.sock")
+    }
+
+    /// DOCKER_HOST / BERTH_HOST for this daemon.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// What berthd wrote to stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// The `berth` CLI pointed at this daemon.
+    pub fn berth(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(bin("berth"));
+        c.env("BERTH_HOST", self.host());
+        c
+    }
+
+    /// The stock `docker` CLI pointed at this daemon.
+    pub fn docker(&self) -> std::process::Command {
+        let mut c = std::process::Command::new("docker");
+        c.env("DOCKER_HOST", self.host());
+        c.env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
+        c
+    }
+}
+
+impl Drop for Berthd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
