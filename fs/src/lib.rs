@@ -6,6 +6,7 @@
 //! This crate never depends on the engine: the engine calls
 //! [`register_builtin`] to put its drivers in the registry.
 
+pub mod atomic;
 pub mod blob;
 pub mod copy;
 pub mod digest;
@@ -13,6 +14,7 @@ pub mod fuse;
 pub mod graph;
 pub mod layer;
 pub mod union;
+pub mod volume;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -41,5 +43,7 @@ pub fn register_builtin(registry: &mut Registry, data_root: &Path) -> berth_plug
     registry.register_graph(graph::overlay::FUSE_NAME, Arc::new(fuse), Transport::Builtin)?;
     let vfs = graph::vfs::VfsDriver::new(data_root.join(graph::vfs::NAME))?;
     registry.register_graph(graph::vfs::NAME, Arc::new(vfs), Transport::Builtin)?;
+    let local = volume::local::LocalDriver::new(data_root.join("volumes").join(volume::local::NAME))?;
+    registry.register_volume(volume::local::NAME, Arc::new(local), Transport::Builtin)?;
     Ok(())
 }

@@ -335,26 +335,45 @@ impl Berthd {
     /// Starts berthd and waits until it answers /_ping.
     pub fn start() -> Result<Berthd> {
         let dir = tempfile::tempdir()?;
-        let socket = dir.path().join("berth.sock");
-        let child = std::process::Command::new(bin("berthd"))
+        let child = Self::spawn(dir.path())?;
+        let mut d = Berthd { child, dir };
+        d.wait_ready()?;
+        Ok(d)
+    }
+
+    /// Kills berthd (SIGKILL, as a crash) and starts it again on the same
+    /// socket and data root.
+    pub fn restart(&mut self) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path())?;
+        self.wait_ready()
+    }
+
+    fn spawn(dir: &Path) -> Result<std::process::Child> {
+        let socket = dir.join("berth.sock");
+        Ok(std::process::Command::new(bin("berthd"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
-            .arg("--data-root")
-            .arg(dir.path().join("root"))
             .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("berthd.log"))?)
-            .spawn()?;
-        let mut d = Berthd { child, dir };
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("berthd.log"))?)
+            .arg("--data-root")
+            .arg(dir.join("root"))
+            .spawn()?)
+    }
+
+    fn wait_ready(&mut self) -> Result<()> {
+        let socket = self.socket();
         for _ in 0..200 {
             if berth_core::client::request(&socket, "GET", "/_ping", None).is_ok_and(|a| a.status == 200) {
-                return Ok(d);
+                return Ok(());
             }
-            if let Some(status) = d.child.try_wait()? {
-                anyhow::bail!("berthd exited with {status}: {}", d.log());
+            if let Some(status) = self.child.try_wait()? {
+                anyhow::bail!("berthd exited with {status}: {}", self.log());
             }
             std::thread::sleep(std::time::Duration::from_millis(25));
         }
-        anyhow::bail!("berthd did not answer on {}: {}", socket.display(), d.log())
+        anyhow::bail!("berthd did not answer on {}: {}", socket.display(), self.log())
     }
 
     pub fn socket(&self) -> PathBuf {

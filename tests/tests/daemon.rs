@@ -44,7 +44,7 @@ fn berth_cli_shows_versions_and_info() {
     assert_eq!(info["DockerRootDir"].as_str(), d.data_root().to_str());
     // -H wins over BERTH_HOST.
     let o = d.berth().args(["-H", "/nonexistent/berth.sock", "version"]).output().unwrap();
-    assert_eq!(o.status.code(), Some(125), "a daemon error exits 125");
+    assert_eq!(o.status.code(), Some(1), "a daemon error exits 1, as docker's");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("/nonexistent/berth.sock") && err.contains("is berthd running"),
@@ -94,4 +94,151 @@ fn berthd_refuses_plain_tcp_and_a_socket_in_use() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("another daemon"), "{}", text(&o));
     // The first one still answers.
     assert_eq!(berth_core::client::request(&d.socket(), "GET", "/_ping", None).unwrap().status, 200);
+}
+
+#[test]
+fn volumes_through_docker_cli_survive_a_daemon_crash() {
+    let mut d = Berthd::start().unwrap();
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{:?}: {}", c, text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(ok(d.docker().args(["volume", "create", "--label", "env=test", "data"])), "data");
+    ok(d.docker().args(["volume", "create", "other"]));
+    let anonymous = ok(d.docker().args(["volume", "create"]));
+    assert_eq!(anonymous.len(), 64, "a random name: {anonymous}");
+    let path = ok(d.docker().args(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]));
+    std::fs::write(std::path::Path::new(&path).join("kept"), "yes").unwrap();
+    assert_eq!(ok(d.docker().args(["volume", "ls", "-q", "--filter", "label=env=test"])), "data");
+    assert_eq!(ok(d.docker().args(["volume", "ls", "-q", "--filter", "name=oth"])), "other");
+    // kill -9 and start again: the volumes and their data are all there.
+    d.restart().unwrap();
+    let mut names: Vec<String> = ok(d.docker().args(["volume", "ls", "-q"])).lines().map(str::to_string).collect();
+    names.sort();
+    let mut want = vec!["data".to_string(), "other".to_string(), anonymous.clone()];
+    want.sort();
+    assert_eq!(names, want);
+    assert_eq!(
+        ok(d.docker().args(["volume", "inspect", "--format", "{{.Labels.env}}", "data"])),
+        "test"
+    );
+    assert_eq!(std::fs::read_to_string(std::path::Path::new(&path).join("kept")).unwrap(), "yes");
+    // Errors: missing, bad names, unknown drivers and options.
+    let o = d.docker().args(["volume", "rm", "nope"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("no such volume"), "{}", text(&o));
+    let o = d.docker().args(["volume", "create", "bad/name"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("invalid characters"), "{}", text(&o));
+    let o = d.docker().args(["volume", "create", "-d", "nosuchdriver", "x1"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("nosuchdriver"), "{}", text(&o));
+    let o = d
+        .docker()
+        .args(["volume", "create", "--opt", "colour=blue", "x2"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("colour"), "{}", text(&o));
+    assert!(
+        ok(d.docker().args(["volume", "ls", "-q"])).lines().all(|n| n != "x1" && n != "x2"),
+        "failed creates leave nothing"
+    );
+    ok(d.docker().args(["volume", "rm", "other"]));
+    let out = ok(d.docker().args(["volume", "prune", "-f"]));
+    assert!(out.contains("data") && out.contains(&anonymous), "{out}");
+    assert_eq!(ok(d.docker().args(["volume", "ls", "-q"])), "");
+    assert!(!std::path::Path::new(&path).exists(), "pruned data is gone");
+}
+
+#[test]
+fn volumes_through_python_sdk_and_berth_cli() {
+    let d = Berthd::start().unwrap();
+    let script = format!(
+        "import docker\nc = docker.DockerClient(base_url='{}')\n\
+         v = c.volumes.create(name='py', labels={{'k': 'v'}})\n\
+         assert c.volumes.get('py').attrs['Labels'] == {{'k': 'v'}}\n\
+         print(sorted(x.name for x in c.volumes.list()))\n\
+         c.volumes.get('py').remove()\n\
+         try:\n    c.volumes.get('py')\n    raise SystemExit('still there')\nexcept docker.errors.NotFound:\n    print('gone')\n",
+        d.host()
+    );
+    let o = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    assert!(o.status.success(), "python docker SDK: {}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "['py']\ngone");
+    let o = d.berth().args(["volume", "create", "--label", "a=b", "cli"]).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = d.berth().args(["volume", "ls", "-q", "-f", "label=a=b"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "cli");
+    let o = d.berth().args(["volume", "inspect", "cli"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["Labels"]["a"], "b");
+    let o = d.berth().args(["volume", "rm", "cli", "nope"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("no such volume"), "{}", text(&o));
+    let o = d.berth().args(["volume", "ls", "-q"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "", "cli was removed, nope reported");
+    // A malformed body changes nothing and says what was wrong.
+    let a = berth_core::client::request(&d.socket(), "POST", "/v1.41/volumes/create", Some(b"{not json")).unwrap();
+    assert_eq!(a.status, 400);
+    assert!(String::from_utf8_lossy(&a.body).contains("malformed volume create request"));
+}
+
+#[test]
+fn local_volumes_mount_tmpfs_and_binds_from_their_options() {
+    if !berth_tests::require_root("local_volumes_mount_tmpfs_and_binds_from_their_options") {
+        return;
+    }
+    use berth_plugin::volume::{CreateRequest, MountRequest, VolumeDriver};
+    let dir = tempfile::tempdir().unwrap();
+    let driver = berth_fs::volume::local::LocalDriver::new(dir.path().join("local")).unwrap();
+    let create = |name: &str, opts: &[(&str, &str)]| {
+        driver
+            .create(&CreateRequest {
+                name: name.into(),
+                opts: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            })
+            .unwrap()
+    };
+    let mounted = |p: &std::path::Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.split(' ').nth(4).map(std::path::Path::new) == Some(p))
+            .map(str::to_string)
+    };
+    create("tmp", &[("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m,nosuid")]);
+    let host = dir.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("f"), "from the host").unwrap();
+    create("bound", &[("type", "none"), ("device", host.to_str().unwrap()), ("o", "bind")]);
+    let (a, b) = (
+        MountRequest {
+            name: "tmp".into(),
+            id: "c1".into(),
+        },
+        MountRequest {
+            name: "tmp".into(),
+            id: "c2".into(),
+        },
+    );
+    let p = driver.mount(&a).unwrap();
+    driver.mount(&b).unwrap();
+    let line = mounted(&p).expect("tmpfs mounted at the volume's path");
+    assert!(line.contains(" - tmpfs ") && line.contains("size=1024k"), "{line}");
+    driver.unmount(&a).unwrap();
+    assert!(mounted(&p).is_some(), "still used by c2");
+    driver.unmount(&b).unwrap();
+    assert!(mounted(&p).is_none(), "unmounted with its last user");
+    let m = MountRequest {
+        name: "bound".into(),
+        id: "c1".into(),
+    };
+    let p = driver.mount(&m).unwrap();
+    assert_eq!(std::fs::read_to_string(p.join("f")).unwrap(), "from the host");
+    driver.unmount(&m).unwrap();
+    assert!(!p.join("f").exists());
+    driver.remove("bound").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(host.join("f")).unwrap(),
+        "from the host",
+        "removing a bind volume keeps the host's files"
+    );
 }

@@ -1,6 +1,7 @@
 //! berth: the command line client of berthd, with docker's command names.
 //!
-//! Exit codes as docker's: 125 when the daemon or the request failed.
+//! Exit codes as docker's: 1 when the daemon or the request failed (125
+//! is `run`'s, for a failure before the container started).
 
 use std::process::ExitCode;
 
@@ -34,15 +35,196 @@ enum Command {
         #[arg(short = 'f', long = "format")]
         format: Option<String>,
     },
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(VolumeCommand),
+}
+
+#[derive(Subcommand)]
+enum VolumeCommand {
+    /// Create a volume.
+    Create {
+        /// Driver to create it with.
+        #[arg(short = 'd', long = "driver", default_value = "local")]
+        driver: String,
+        /// Driver option KEY=VALUE (local: type, device, o).
+        #[arg(short = 'o', long = "opt")]
+        opts: Vec<String>,
+        /// Label KEY=VALUE.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// The volume's name (a random one if left out).
+        name: Option<String>,
+    },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        /// Names only.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+        /// Filter KEY=VALUE (name, label, driver, dangling).
+        #[arg(short = 'f', long = "filter")]
+        filters: Vec<String>,
+    },
+    /// Show volumes in detail, as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes.
+    #[command(alias = "remove")]
+    Rm {
+        /// Do not fail for a volume that does not exist.
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove every volume no container uses.
+    Prune {
+        /// Do not ask.
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        /// Filter label=KEY[=VALUE].
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
+}
+
+/// `KEY=VALUE` pairs as a JSON object.
+fn pairs(list: &[String], what: &str) -> Result<serde_json::Map<String, Value>, String> {
+    let mut m = serde_json::Map::new();
+    for p in list {
+        let (k, v) = p.split_once('=').ok_or_else(|| format!("{what} {p:?}: expected KEY=VALUE"))?;
+        m.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(m)
+}
+
+/// Docker's `filters` query parameter from KEY=VALUE flags.
+fn filter_query(list: &[String]) -> Result<String, String> {
+    let mut m: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in list {
+        let (k, v) = f.split_once('=').ok_or_else(|| format!("filter {f:?}: expected KEY=VALUE"))?;
+        m.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    if m.is_empty() {
+        return Ok(String::new());
+    }
+    let json = serde_json::to_string(&m).map_err(|e| e.to_string())?;
+    let encoded: String = json
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    Ok(format!("?filters={encoded}"))
+}
+
+/// Sends a request and returns the JSON answer (None for an empty one);
+/// a daemon error becomes its message.
+fn call(socket: &std::path::Path, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>, String> {
+    let body = body.map(|b| b.to_string());
+    let a = request(socket, method, path, body.as_deref().map(str::as_bytes)).map_err(|e| e.to_string())?;
+    let v: Option<Value> = if a.body.is_empty() {
+        None
+    } else {
+        Some(serde_json::from_slice(&a.body).map_err(|e| format!("berthd answered {path} with something other than JSON: {e}"))?)
+    };
+    if a.status >= 400 {
+        let msg = v
+            .as_ref()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("status {}", a.status));
+        return Err(format!("Error response from daemon: {msg}"));
+    }
+    Ok(v)
+}
+
+fn volume(socket: &std::path::Path, cmd: VolumeCommand) -> Result<(), String> {
+    let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+    match cmd {
+        VolumeCommand::Create {
+            driver,
+            opts,
+            labels,
+            name,
+        } => {
+            let body = serde_json::json!({
+                "Name": name.unwrap_or_default(),
+                "Driver": driver,
+                "DriverOpts": pairs(&opts, "option")?,
+                "Labels": pairs(&labels, "label")?,
+            });
+            let v = call(socket, "POST", &format!("{base}/volumes/create"), Some(&body))?.unwrap_or_default();
+            println!("{}", v["Name"].as_str().unwrap_or(""));
+        }
+        VolumeCommand::Ls { quiet, filters } => {
+            let v = call(socket, "GET", &format!("{base}/volumes{}", filter_query(&filters)?), None)?.unwrap_or_default();
+            if !quiet {
+                println!("{:<10}VOLUME NAME", "DRIVER");
+            }
+            for vol in v["Volumes"].as_array().cloned().unwrap_or_default() {
+                let name = vol["Name"].as_str().unwrap_or("");
+                if quiet {
+                    println!("{name}");
+                } else {
+                    println!("{:<10}{name}", vol["Driver"].as_str().unwrap_or(""));
+                }
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut all = Vec::new();
+            let mut failed = None;
+            for n in names {
+                match call(socket, "GET", &format!("{base}/volumes/{n}"), None) {
+                    Ok(v) => all.push(v.unwrap_or_default()),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?);
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        VolumeCommand::Rm { force, names } => {
+            let mut failed = None;
+            for n in names {
+                let q = if force { "?force=1" } else { "" };
+                match call(socket, "DELETE", &format!("{base}/volumes/{n}{q}"), None) {
+                    Ok(_) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = Some("some volumes were not removed".to_string());
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        VolumeCommand::Prune { force: _, filters } => {
+            let v = call(socket, "POST", &format!("{base}/volumes/prune{}", filter_query(&filters)?), None)?.unwrap_or_default();
+            let deleted = v["VolumesDeleted"].as_array().cloned().unwrap_or_default();
+            if !deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for d in deleted {
+                    println!("{}", d.as_str().unwrap_or(""));
+                }
+                println!();
+            }
+            println!("Total reclaimed space: {}B", v["SpaceReclaimed"]);
+        }
+    }
+    Ok(())
 }
 
 fn get(socket: &std::path::Path, path: &str) -> Result<Value, String> {
-    let a = request(socket, "GET", path, None).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&a.body).map_err(|e| format!("berthd answered {path} with something other than JSON: {e}"))?;
-    if a.status >= 400 {
-        return Err(v["message"].as_str().unwrap_or("error").to_string());
-    }
-    Ok(v)
+    Ok(call(socket, "GET", path, None)?.unwrap_or_default())
 }
 
 fn main() -> ExitCode {
@@ -77,12 +259,13 @@ fn main() -> ExitCode {
                 println!("Docker Root Dir: {}", v["DockerRootDir"].as_str().unwrap_or(""));
             }
         }),
+        Command::Volume(cmd) => volume(&socket, cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth: {e}");
-            ExitCode::from(125)
+            ExitCode::FAILURE
         }
     }
 }

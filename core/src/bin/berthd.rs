@@ -62,10 +62,7 @@ fn run(args: Args) -> Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).with_context(|| format!("chmod {}", socket.display()))?;
-        let daemon = Arc::new(berth_core::daemon::Daemon {
-            data_root: args.data_root.clone(),
-            started: std::time::SystemTime::now(),
-        });
+        let daemon = Arc::new(berth_core::daemon::Daemon::new(args.data_root.clone())?);
         tokio::select! {
             r = berth_core::daemon::serve(listener, daemon) => r.context("serve the API"),
             _ = tokio::signal::ctrl_c() => Ok(()),

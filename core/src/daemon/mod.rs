@@ -7,6 +7,7 @@
 //! modules.
 
 pub mod api;
+pub mod volumes;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -17,10 +18,94 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-/// What the daemon knows about itself.
+/// The daemon: its data root, its drivers and its objects.
 pub struct Daemon {
     pub data_root: PathBuf,
     pub started: std::time::SystemTime,
+    pub registry: berth_plugin::Registry,
+    pub volumes: volumes::Volumes,
+}
+
+impl Daemon {
+    /// A daemon over `data_root`, with every built-in driver.
+    pub fn new(data_root: PathBuf) -> anyhow::Result<Daemon> {
+        use anyhow::Context;
+        let registry = crate::drivers::builtin_registry(&data_root).context("set up the built-in drivers")?;
+        let volumes = volumes::Volumes::new(&data_root).context("set up the volume records")?;
+        Ok(Daemon {
+            data_root,
+            started: std::time::SystemTime::now(),
+            registry,
+            volumes,
+        })
+    }
+}
+
+/// The query string's parameters, percent-decoded.
+fn query(uri: &hyper::Uri) -> std::collections::BTreeMap<String, String> {
+    fn decode(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                },
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(p), String::new()),
+        })
+        .collect()
+}
+
+/// Docker's `filters` parameter: `{"key": ["v"]}` or the older
+/// `{"key": {"v": true}}`.
+fn filters(q: &std::collections::BTreeMap<String, String>) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
+    let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) else {
+        return Ok(Default::default());
+    };
+    let v: Value = serde_json::from_str(raw).map_err(|e| format!("invalid filters {raw:?}: {e}"))?;
+    let mut out = std::collections::BTreeMap::new();
+    for (k, vals) in v.as_object().ok_or_else(|| format!("invalid filters {raw:?}: not an object"))? {
+        let list: Vec<String> = match vals {
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            Value::Object(o) => o
+                .iter()
+                .filter(|(_, on)| on.as_bool().unwrap_or(false))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => return Err(format!("invalid filters {raw:?}: {k} takes a list")),
+        };
+        out.insert(k.clone(), list);
+    }
+    Ok(out)
+}
+
+fn truthy(q: &std::collections::BTreeMap<String, String>, key: &str) -> bool {
+    q.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | ""))
+}
+
+fn answer(r: Result<(StatusCode, Value), volumes::Failure>) -> Reply {
+    match r {
+        Ok((status, v)) => json_reply(status, &v),
+        Err((status, message)) => error(status, message),
+    }
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -127,25 +212,48 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     }
     let route = route.to_string();
     let method = req.method().clone();
+    let q = query(req.uri());
     // The body is read whole for the routes that take one.
-    let _body = match req.into_body().collect().await {
+    let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(decorate(error(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")))),
     };
-    let reply = match (&method, route.as_str()) {
-        (&Method::GET | &Method::HEAD, "/_ping") => {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"OK")));
-            r.headers_mut()
-                .insert("content-type", "text/plain; charset=utf-8".parse().expect("static header"));
-            r.headers_mut().insert(
-                "cache-control",
-                "no-cache, no-store, must-revalidate".parse().expect("static header"),
-            );
-            r
-        }
-        (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
-        (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
-        _ => error(StatusCode::NOT_FOUND, "page not found"),
+    let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let f = filters(&q);
+    let reply = match (&method, segments.as_slice()) {
+        (&Method::POST, ["volumes", "create"]) => answer(d.volumes.create(&d.registry, &body)),
+        (&Method::GET, ["volumes"]) => match f {
+            Ok(f) => answer(d.volumes.list(&d.registry, &f).map(|v| (StatusCode::OK, v))),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        (&Method::POST, ["volumes", "prune"]) => match f {
+            Ok(f) => answer(d.volumes.prune(&d.registry, &f).map(|v| (StatusCode::OK, v))),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
+        (&Method::GET, ["volumes", name]) => answer(d.volumes.inspect(&d.registry, name).map(|v| (StatusCode::OK, v))),
+        (&Method::DELETE, ["volumes", name]) => match d.volumes.remove(&d.registry, name, truthy(&q, "force")) {
+            Ok(()) => {
+                let mut r = Response::new(Full::new(Bytes::new()));
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            Err((status, message)) => error(status, message),
+        },
+        _ => match (&method, route.as_str()) {
+            (&Method::GET | &Method::HEAD, "/_ping") => {
+                let mut r = Response::new(Full::new(Bytes::from_static(b"OK")));
+                r.headers_mut()
+                    .insert("content-type", "text/plain; charset=utf-8".parse().expect("static header"));
+                r.headers_mut().insert(
+                    "cache-control",
+                    "no-cache, no-store, must-revalidate".parse().expect("static header"),
+                );
+                r
+            }
+            (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
+            (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
+            _ => error(StatusCode::NOT_FOUND, "page not found"),
+        },
     };
     Ok(decorate(reply))
 }

@@ -5,7 +5,6 @@
 //! derives the live status from the init process and the cgroup.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -167,22 +166,9 @@ impl Root {
     }
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same
-/// directory, fsync, rename over the target, fsync of the directory.
+/// Writes `data` to `path` atomically (see [`berth_fs::atomic::write`]).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RuntimeError::io("write", path, e)
-    })
+    berth_fs::atomic::write(path, data).map_err(|e| RuntimeError::io("write", path, e))
 }
 
 impl ContainerState {
