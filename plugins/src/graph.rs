@@ -3,8 +3,8 @@
 //!
 //! The operations mirror Docker's graph-driver plugin protocol
 //! (`/GraphDriver.Create`, `CreateReadWrite`, `Remove`, `Get`, `Put`,
-//! `Exists`, `Status`, `Cleanup`); layer contents (apply and diff) are the
-//! layer store's business in `berth-fs`, not the driver's.
+//! `Exists`, `Status`, `Cleanup`, `ApplyDiff`): a driver knows how its
+//! layers hold files, so it is the one that unpacks a layer tarball.
 
 use std::path::PathBuf;
 
@@ -23,6 +23,17 @@ pub struct CreateRequest {
     pub parent: String,
     #[serde(default)]
     pub mount_label: String,
+}
+
+/// What `/GraphDriver.ApplyDiff` reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Applied {
+    /// `sha256:<hex>` of the uncompressed tarball (the layer's diffID).
+    #[serde(rename = "DiffID")]
+    pub diff_id: String,
+    /// Size of the uncompressed tarball.
+    pub size: u64,
 }
 
 /// A graph driver. Implementations must be safe to call concurrently.
@@ -44,4 +55,9 @@ pub trait GraphDriver: Send + Sync {
     fn status(&self) -> Vec<(String, String)>;
     /// Unmounts everything; called when the engine stops.
     fn cleanup(&self) -> Result<()>;
+    /// Unpacks a layer tarball (plain, gzip or zstd; OCI whiteouts) into
+    /// the freshly created layer `id`, which must not be mounted. On an
+    /// error the layer is left as created, empty of this tarball's files
+    /// where the driver can promise that, else to be removed by the caller.
+    fn apply_diff(&self, id: &str, tarball: &mut dyn std::io::Read) -> Result<Applied>;
 }

@@ -149,3 +149,110 @@ fn vfs_driver_copies_layers_and_applies_deletions() {
     d.remove("base").unwrap();
     assert!(d.create(&req(".hidden", "")).is_err());
 }
+
+/// A layer tarball of `(path, Some(content) | None for a directory)`.
+fn layer_tar(entries: &[(&str, Option<&str>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        match content {
+            Some(c) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(c.len() as u64);
+                h.set_mode(0o644);
+                b.append_data(&mut h, path, c.as_bytes()).unwrap();
+            }
+            None => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_size(0);
+                h.set_mode(0o755);
+                b.append_data(&mut h, path, std::io::empty()).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// ApplyDiff through a driver: layers from tarballs, whiteouts and opaque
+/// directories honoured in the merged view, diffIDs as sha256 of the
+/// tarballs, a bad tarball refused with the layer left usable.
+fn applies_layer_tarballs(d: &dyn GraphDriver) {
+    let base = layer_tar(&[("a", Some("base a")), ("d/", None), ("d/x", Some("x")), ("keep", Some("kept"))]);
+    let child = layer_tar(&[(".wh.a", Some("")), ("d/", None), ("d/.wh..wh..opq", Some("")), ("d/y", Some("y"))]);
+    d.create(&req("base", "")).unwrap();
+    let applied = d.apply_diff("base", &mut base.as_slice()).unwrap();
+    assert_eq!(applied.diff_id, berth_fs::digest::Digest::of(&base).to_string());
+    assert_eq!(applied.size, base.len() as u64);
+    d.create(&req("child", "base")).unwrap();
+    // gzip works too, with the diffID of the uncompressed stream.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &child).unwrap();
+    let applied = d.apply_diff("child", &mut gz.finish().unwrap().as_slice()).unwrap();
+    assert_eq!(applied.diff_id, berth_fs::digest::Digest::of(&child).to_string());
+    d.create_read_write(&req("ctr", "child")).unwrap();
+    let merged = d.get("ctr", "").unwrap();
+    let names = |p: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&merged), ["d", "keep"], "the whiteout hides a");
+    assert_eq!(names(&merged.join("d")), ["y"], "the opaque directory hides d/x");
+    assert_eq!(std::fs::read_to_string(merged.join("keep")).unwrap(), "kept");
+    d.put("ctr").unwrap();
+    // Refused: a missing layer, and a tarball that climbs out.
+    assert!(d.apply_diff("missing", &mut base.as_slice()).is_err());
+    d.create(&req("bad", "")).unwrap();
+    let evil = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.as_gnu_mut().unwrap().name[..9].copy_from_slice(b"../escape");
+        h.set_cksum();
+        b.append(&h, &b"e"[..]).unwrap();
+        b.into_inner().unwrap()
+    };
+    let err = d.apply_diff("bad", &mut evil.as_slice()).unwrap_err();
+    assert!(err.to_string().contains("escape"), "the error names the entry: {err}");
+    let merged = d.get("bad", "").unwrap();
+    assert!(names(&merged).is_empty(), "nothing of the bad tarball is visible");
+    d.put("bad").unwrap();
+}
+
+#[test]
+fn fuse_union_driver_applies_layer_tarballs() {
+    if !require_root("fuse_union_driver_applies_layer_tarballs") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let mounter = berth_fs::graph::overlay::Mounter::Fuse(berth_tests::bin("berth-unionfs"));
+    applies_layer_tarballs(&OverlayDriver::with_mounter(home.path(), mounter).unwrap());
+}
+
+#[test]
+fn overlay_driver_applies_layer_tarballs() {
+    if !require_root("overlay_driver_applies_layer_tarballs") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    applies_layer_tarballs(&OverlayDriver::new(home.path()).unwrap());
+}
+
+#[test]
+fn vfs_driver_applies_layer_tarballs() {
+    if !require_root("vfs_driver_applies_layer_tarballs") {
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    applies_layer_tarballs(&berth_fs::graph::vfs::VfsDriver::new(home.path()).unwrap());
+}

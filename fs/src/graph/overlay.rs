@@ -209,6 +209,33 @@ impl GraphDriver for OverlayDriver {
         ]
     }
 
+    fn apply_diff(&self, id: &str, tarball: &mut dyn std::io::Read) -> Result<berth_plugin::graph::Applied> {
+        valid_id(id)?;
+        if !self.exists(id) {
+            return Err(DriverError::NotFound {
+                kind: "layer",
+                name: id.to_string(),
+            });
+        }
+        // Unpacked beside the empty diff directory and renamed over it: a
+        // failure leaves the layer as it was.
+        let diff = self.diff_dir(id);
+        let whiteouts = crate::layer::whiteout::WhiteoutFormat::detect(&self.home);
+        let staged = self.dir(id).join("diff.applying");
+        let _ = std::fs::remove_dir_all(&staged);
+        let applied = crate::layer::apply::apply_layer(tarball, &staged, whiteouts).map_err(|e| DriverError::Driver(e.to_string()))?;
+        let swap = std::fs::remove_dir(&diff).and_then(|_| std::fs::rename(&staged, &diff));
+        if let Err(e) = swap {
+            let _ = std::fs::remove_dir_all(&staged);
+            let _ = std::fs::create_dir(&diff);
+            return Err(DriverError::io("apply layer", &diff, e));
+        }
+        Ok(berth_plugin::graph::Applied {
+            diff_id: applied.diff_id.to_string(),
+            size: applied.size,
+        })
+    }
+
     fn cleanup(&self) -> Result<()> {
         for view in self.uses.drain() {
             if view.ends_with("merged") {

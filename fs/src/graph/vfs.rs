@@ -108,6 +108,24 @@ impl GraphDriver for VfsDriver {
         vec![("Root Dir".into(), self.home.display().to_string())]
     }
 
+    fn apply_diff(&self, id: &str, tarball: &mut dyn std::io::Read) -> Result<berth_plugin::graph::Applied> {
+        valid_id(id)?;
+        if !self.exists(id) {
+            return Err(DriverError::NotFound {
+                kind: "layer",
+                name: id.to_string(),
+            });
+        }
+        // Onto the copy of the parent, deleting what the whiteouts name;
+        // a failure leaves the layer half applied, for the caller to remove.
+        let applied = crate::layer::apply::apply_onto(tarball, &self.diff_dir(id), crate::layer::whiteout::WhiteoutFormat::Remove)
+            .map_err(|e| DriverError::Driver(e.to_string()))?;
+        Ok(berth_plugin::graph::Applied {
+            diff_id: applied.diff_id.to_string(),
+            size: applied.size,
+        })
+    }
+
     fn cleanup(&self) -> Result<()> {
         self.uses.drain();
         Ok(())
