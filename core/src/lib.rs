@@ -7,6 +7,7 @@
 pub mod client;
 pub mod daemon;
 pub mod drivers;
+pub mod image;
 pub mod runtime;
 pub mod security;
 pub mod sys;

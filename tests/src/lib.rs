@@ -416,3 +416,47 @@ impl Drop for Berthd {
         let _ = self.child.wait();
     }
 }
+
+/// Writes a docker-archive (what `docker save` writes) of a one-layer
+/// busybox image tagged `tags` to `path`; returns the image ID.
+pub fn busybox_docker_archive(path: &Path, tags: &[&str]) -> Result<String> {
+    let dir = tempfile::tempdir()?;
+    let rootfs = dir.path().join("rootfs");
+    busybox_rootfs(&rootfs)?;
+    let mut layer = tar::Builder::new(Vec::new());
+    layer.follow_symlinks(false);
+    layer.mode(tar::HeaderMode::Deterministic);
+    layer.append_dir_all(".", &rootfs)?;
+    let layer = layer.into_inner()?;
+    let diff_id = berth_fs::digest::Digest::of(&layer).to_string();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "created": "2026-11-23T00:00:00Z",
+        "config": { "Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], "Labels": { "made-by": "berth-tests" } },
+        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
+        "history": [{ "created": "2026-11-23T00:00:00Z", "created_by": "busybox_docker_archive" }],
+    }))?;
+    let id = berth_fs::digest::Digest::of(&config);
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": format!("{}.json", id.hex()),
+        "RepoTags": tags,
+        "Layers": ["layer/layer.tar"],
+    }]))?;
+    let mut out = tar::Builder::new(std::fs::File::create(path)?);
+    let mut add = |name: &str, data: &[u8]| -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        out.append_data(&mut h, name, data)?;
+        Ok(())
+    };
+    add("layer/layer.tar", &layer)?;
+    add(&format!("{}.json", id.hex()), &config)?;
+    add("manifest.json", &manifest)?;
+    out.into_inner()?;
+    Ok(id.to_string())
+}

@@ -242,3 +242,80 @@ fn local_volumes_mount_tmpfs_and_binds_from_their_options() {
         "removing a bind volume keeps the host's files"
     );
 }
+
+#[test]
+fn images_load_list_inspect_tag_and_remove_through_docker_and_python() {
+    if !berth_tests::require_root("images_load_list_inspect_tag_and_remove_through_docker_and_python") {
+        return;
+    }
+    let mut d = Berthd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    let id = berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{:?}: {}", c, text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let out = ok(d.docker().args(["load", "-i"]).arg(&archive));
+    assert!(out.contains("Loaded image: busybox:latest"), "{out}");
+    assert_eq!(
+        ok(d.docker().args(["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])),
+        format!("busybox:latest {}", &id[7..19])
+    );
+    assert_eq!(
+        ok(d.docker().args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Cmd}} {{.Os}} {{.GraphDriver.Name}}",
+            "busybox"
+        ])),
+        r#"["sh"] linux fuse-union"#
+    );
+    // The layer is in the graph driver, whole.
+    let chain = ok(d
+        .docker()
+        .args(["image", "inspect", "--format", "{{index .RootFS.Layers 0}}", "busybox"]));
+    let layer = d
+        .data_root()
+        .join("fuse-union")
+        .join(chain.trim_start_matches("sha256:"))
+        .join("diff");
+    assert!(layer.join("bin/busybox").is_file(), "{} holds busybox", layer.display());
+    ok(d.docker().args(["tag", "busybox", "mybox:v1"]));
+    let mut tags: Vec<String> = ok(d.docker().args(["images", "--format", "{{.Repository}}:{{.Tag}}"]))
+        .lines()
+        .map(str::to_string)
+        .collect();
+    tags.sort();
+    assert_eq!(tags, ["busybox:latest", "mybox:v1"]);
+    // Names and images survive a crash of berthd.
+    d.restart().unwrap();
+    let script = format!(
+        "import docker\nc = docker.DockerClient(base_url='{}')\n\
+         i = c.images.get('mybox:v1')\nprint(i.id, sorted(i.tags), i.labels['made-by'])\n",
+        d.host()
+    );
+    let o = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    assert!(o.status.success(), "python docker SDK: {}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        format!("{id} ['busybox:latest', 'mybox:v1'] berth-tests")
+    );
+    // rmi of a name untags; of the last name deletes image and layer.
+    let out = ok(d.docker().args(["rmi", "mybox:v1"]));
+    assert!(out.contains("Untagged: mybox:v1") && !out.contains("Deleted"), "{out}");
+    let o = d.docker().args(["rmi", "nosuch"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("No such image"), "{}", text(&o));
+    let out = ok(d.docker().args(["rmi", "busybox"]));
+    assert!(out.contains("Deleted: ") && out.contains(&id), "{out}");
+    assert_eq!(ok(d.docker().args(["images", "-q"])), "");
+    assert!(!layer.exists(), "the unused layer is gone");
+    // Not an archive: refused, nothing stored.
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, b"not a tar at all").unwrap();
+    let o = d.docker().args(["load", "-i"]).arg(&junk).output().unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(ok(d.docker().args(["images", "-q"])), "");
+}

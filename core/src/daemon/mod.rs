@@ -7,6 +7,7 @@
 //! modules.
 
 pub mod api;
+pub mod images;
 pub mod volumes;
 
 use std::convert::Infallible;
@@ -24,6 +25,7 @@ pub struct Daemon {
     pub started: std::time::SystemTime,
     pub registry: berth_plugin::Registry,
     pub volumes: volumes::Volumes,
+    pub images: crate::image::ImageStore,
 }
 
 impl Daemon {
@@ -32,11 +34,15 @@ impl Daemon {
         use anyhow::Context;
         let registry = crate::drivers::builtin_registry(&data_root).context("set up the built-in drivers")?;
         let volumes = volumes::Volumes::new(&data_root).context("set up the volume records")?;
+        let graph_name = berth_fs::graph::DEFAULT_GRAPH_DRIVER;
+        let graph = registry.graph(graph_name).context("the default graph driver")?;
+        let images = crate::image::ImageStore::open(&data_root, graph, graph_name).context("set up the image store")?;
         Ok(Daemon {
             data_root,
             started: std::time::SystemTime::now(),
             registry,
             volumes,
+            images,
         })
     }
 }
@@ -177,7 +183,7 @@ fn info(d: &Daemon) -> Value {
     json!({
         "ID": "berth",
         "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
-        "Images": 0,
+        "Images": d.images.images().len(),
         "Driver": berth_fs::graph::DEFAULT_GRAPH_DRIVER,
         "DriverStatus": [],
         "Plugins": { "Volume": ["local"], "Network": ["none", "host"], "Log": ["json-file"] },
@@ -221,6 +227,32 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
     let f = filters(&q);
     let reply = match (&method, segments.as_slice()) {
+        (&Method::POST, ["images", "load"]) => match images::load(&d.images, &body) {
+            Ok(stream) => {
+                let mut r = Response::new(Full::new(Bytes::from(stream)));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().expect("static header"));
+                r
+            }
+            Err((status, message)) => error(status, message),
+        },
+        (&Method::GET, ["images", "json"]) => json_reply(StatusCode::OK, &images::list(&d.images)),
+        (&Method::GET, [ref rest @ .., "json"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
+            answer(images::inspect(&d.images, &rest[1..].join("/")).map(|v| (StatusCode::OK, v)))
+        }
+        (&Method::POST, [ref rest @ .., "tag"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
+            match images::tag(&d.images, &rest[1..].join("/"), q.get("repo"), q.get("tag")) {
+                Ok(()) => {
+                    let mut r = Response::new(Full::new(Bytes::new()));
+                    *r.status_mut() = StatusCode::CREATED;
+                    r
+                }
+                Err((status, message)) => error(status, message),
+            }
+        }
+        (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => {
+            answer(images::remove(&d.images, &rest.join("/"), truthy(&q, "force")).map(|v| (StatusCode::OK, v)))
+        }
         (&Method::POST, ["volumes", "create"]) => answer(d.volumes.create(&d.registry, &body)),
         (&Method::GET, ["volumes"]) => match f {
             Ok(f) => answer(d.volumes.list(&d.registry, &f).map(|v| (StatusCode::OK, v))),
