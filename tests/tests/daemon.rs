@@ -319,3 +319,38 @@ fn images_load_list_inspect_tag_and_remove_through_docker_and_python() {
     assert!(!o.status.success(), "{}", text(&o));
     assert_eq!(ok(d.docker().args(["images", "-q"])), "");
 }
+
+#[test]
+fn berth_cli_loads_tags_lists_and_removes_images() {
+    if !berth_tests::require_root("berth_cli_loads_tags_lists_and_removes_images") {
+        return;
+    }
+    let d = Berthd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    let id = berth_tests::busybox_docker_archive(&archive, &["busybox:1.36"]).unwrap();
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{:?}: {}", c, text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(ok(d.berth().args(["load", "-i"]).arg(&archive)), "Loaded image: busybox:1.36");
+    ok(d.berth().args(["tag", "busybox:1.36", "localhost:5000/team/app:v2"]));
+    let listed = ok(d.berth().arg("images"));
+    assert!(
+        listed.contains("localhost:5000/team/app") && listed.contains("v2") && listed.contains(&id[7..19]),
+        "{listed}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&ok(d.berth().args(["image", "inspect", "localhost:5000/team/app:v2"]))).unwrap();
+    assert_eq!(v[0]["Id"], id);
+    assert_eq!(v[0]["Config"]["Cmd"][0], "sh");
+    let out = ok(d.berth().args(["rmi", "localhost:5000/team/app:v2", &id[7..19]]));
+    assert!(
+        out.contains("Untagged: localhost:5000/team/app:v2") && out.contains(&format!("Deleted: {id}")),
+        "{out}"
+    );
+    assert_eq!(ok(d.berth().args(["images", "-q"])), "");
+    let o = d.berth().args(["load", "-i", "/nonexistent/archive.tar"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("/nonexistent/archive.tar"), "{}", text(&o));
+}

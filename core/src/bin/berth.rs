@@ -38,6 +38,128 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Load images from a docker-archive.
+    Load {
+        /// The archive (what `docker save` or `berth save` wrote).
+        #[arg(short = 'i', long = "input")]
+        input: std::path::PathBuf,
+        /// Print only the image names.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+    },
+    /// List images.
+    Images {
+        /// IDs only.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+    },
+    /// Point a new name at an image.
+    Tag { source: String, target: String },
+    /// Remove images (a name is untagged; the last name removes the image).
+    Rmi {
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Manage images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Show images in detail, as JSON.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List images.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+    },
+    /// Remove images.
+    Rm {
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// Percent-encodes a path segment or query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn images(socket: &std::path::Path, quiet: bool) -> Result<(), String> {
+    let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+    let v = call(socket, "GET", &format!("{base}/images/json"), None)?.unwrap_or_default();
+    if !quiet {
+        println!("{:<30} {:<12} {:<14} SIZE", "REPOSITORY", "TAG", "IMAGE ID");
+    }
+    for i in v.as_array().cloned().unwrap_or_default() {
+        let id = i["Id"].as_str().unwrap_or("").trim_start_matches("sha256:");
+        let short = &id[..id.len().min(12)];
+        if quiet {
+            println!("{short}");
+            continue;
+        }
+        let tags: Vec<String> = i["RepoTags"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        let size = format!("{:.1}MB", i["Size"].as_f64().unwrap_or(0.0) / 1e6);
+        if tags.is_empty() {
+            println!("{:<30} {:<12} {:<14} {size}", "<none>", "<none>", short);
+        }
+        for t in tags {
+            let (repo, tag) = t.rsplit_once(':').unwrap_or((&t, ""));
+            println!("{repo:<30} {tag:<12} {short:<14} {size}");
+        }
+    }
+    Ok(())
+}
+
+fn rmi(socket: &std::path::Path, force: bool, names: &[String]) -> Result<(), String> {
+    let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+    let mut failed = false;
+    for n in names {
+        let q = if force { "?force=1" } else { "" };
+        match call(socket, "DELETE", &format!("{base}/images/{}{q}", encode(n)), None) {
+            Ok(v) => {
+                for e in v.and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+                    if let Some(t) = e["Untagged"].as_str() {
+                        println!("Untagged: {t}");
+                    }
+                    if let Some(t) = e["Deleted"].as_str() {
+                        println!("Deleted: {t}");
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err("some images were not removed".into());
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -260,6 +382,49 @@ fn main() -> ExitCode {
             }
         }),
         Command::Volume(cmd) => volume(&socket, cmd),
+        Command::Load { input, quiet } => (|| {
+            let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+            let data = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+            if !quiet {
+                eprintln!("Sending {:.1} MB to berthd...", data.len() as f64 / 1e6);
+            }
+            let a = request(&socket, "POST", &format!("{base}/images/load?quiet={}", u8::from(quiet)), Some(&data)).map_err(|e| e.to_string())?;
+            let text = String::from_utf8_lossy(&a.body);
+            if a.status >= 400 {
+                let v: Value = serde_json::from_str(&text).unwrap_or_default();
+                return Err(format!("Error response from daemon: {}", v["message"].as_str().unwrap_or(&text)));
+            }
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let v: Value = serde_json::from_str(line).unwrap_or_default();
+                if let Some(s) = v["stream"].as_str() {
+                    print!("{s}");
+                }
+            }
+            Ok(())
+        })(),
+        Command::Images { quiet } | Command::Image(ImageCommand::Ls { quiet }) => images(&socket, quiet),
+        Command::Tag { source, target } => {
+            let (repo, tag) = match target.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+                Some((r, t)) => (r.to_string(), t.to_string()),
+                None => (target.clone(), "latest".to_string()),
+            };
+            let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+            call(&socket, "POST", &format!("{base}/images/{}/tag?repo={}&tag={}", encode(&source), encode(&repo), encode(&tag)), None).map(|_| ())
+        }
+        Command::Rmi { force, names } | Command::Image(ImageCommand::Rm { force, names }) => rmi(&socket, force, &names),
+        Command::Image(ImageCommand::Inspect { names }) => (|| {
+            let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+            let mut all = Vec::new();
+            let mut failed = None;
+            for n in names {
+                match call(&socket, "GET", &format!("{base}/images/{}/json", encode(&n)), None) {
+                    Ok(v) => all.push(v.unwrap_or_default()),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?);
+            failed.map_or(Ok(()), Err)
+        })(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

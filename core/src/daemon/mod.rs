@@ -47,28 +47,30 @@ impl Daemon {
     }
 }
 
+/// Percent-decodes a path segment or query value (`+` is a space).
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The query string's parameters, percent-decoded.
 fn query(uri: &hyper::Uri) -> std::collections::BTreeMap<String, String> {
-    fn decode(s: &str) -> String {
-        let b = s.as_bytes();
-        let mut out = Vec::with_capacity(b.len());
-        let mut i = 0;
-        while i < b.len() {
-            match b[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < b.len() => match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                },
-                c => out.push(c),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    }
     uri.query()
         .unwrap_or("")
         .split('&')
@@ -224,7 +226,8 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(decorate(error(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")))),
     };
-    let segments: Vec<&str> = route.trim_start_matches('/').split('/').collect();
+    let decoded: Vec<String> = route.trim_start_matches('/').split('/').map(decode).collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let f = filters(&q);
     let reply = match (&method, segments.as_slice()) {
         (&Method::POST, ["images", "load"]) => match images::load(&d.images, &body) {
