@@ -4,6 +4,7 @@
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
+use super::rfc3339;
 use crate::image::{archive, Image, ImageError, ImageStore};
 
 pub type Failure = (StatusCode, String);
@@ -16,22 +17,6 @@ fn failure(e: ImageError) -> Failure {
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (status, e.to_string())
-}
-
-/// Seconds since the epoch as RFC 3339 (UTC), for image inspect.
-fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// `POST /images/load`: a docker-archive in the body; answers Docker's

@@ -47,6 +47,23 @@ impl Daemon {
     }
 }
 
+/// Seconds since the epoch as RFC 3339 in UTC, as Docker prints times.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // The civil date of a day count (Howard Hinnant's days_from_civil, inverted).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 /// Percent-decodes a path segment or query value (`+` is a space).
 fn decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -307,5 +324,21 @@ pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) -> std::i
                 .with_upgrades()
                 .await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_print_as_rfc3339() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_392_000), "2026-11-23T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn paths_decode() {
+        assert_eq!(super::decode("localhost%3A5000%2Fapp"), "localhost:5000/app");
+        assert_eq!(super::decode("a%zz"), "a%zz");
     }
 }
