@@ -354,3 +354,61 @@ fn berth_cli_loads_tags_lists_and_removes_images() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("/nonexistent/archive.tar"), "{}", text(&o));
 }
+
+#[test]
+fn saved_images_load_into_another_daemon_unchanged() {
+    if !berth_tests::require_root("saved_images_load_into_another_daemon_unchanged") {
+        return;
+    }
+    let (a, b) = (Berthd::start().unwrap(), Berthd::start().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    let id = berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{:?}: {}", c, text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    ok(a.docker().args(["load", "-i"]).arg(&archive));
+    ok(a.docker().args(["tag", "busybox", "copy:v1"]));
+    // docker save from one daemon, berth load into the other.
+    let saved = dir.path().join("saved.tar");
+    ok(a.docker().args(["save", "-o"]).arg(&saved).arg("copy:v1"));
+    assert_eq!(ok(b.berth().args(["load", "-i"]).arg(&saved)), "Loaded image: copy:v1");
+    assert_eq!(
+        ok(b.docker().args(["image", "inspect", "--format", "{{.Id}}", "copy:v1"])),
+        id,
+        "the same configuration, the same ID"
+    );
+    // berth save by ID takes every name.
+    let by_id = dir.path().join("by-id.tar");
+    ok(a.berth().args(["save", "-o"]).arg(&by_id).arg(&id[7..19]));
+    let mut entries: Vec<String> = tar::Archive::new(std::fs::File::open(&by_id).unwrap())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    entries.sort();
+    assert_eq!(entries.len(), 3, "config, one layer, manifest: {entries:?}");
+    let manifest: serde_json::Value = {
+        let mut ar = tar::Archive::new(std::fs::File::open(&by_id).unwrap());
+        let mut e = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+            .unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+        serde_json::from_str(&s).unwrap()
+    };
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["busybox:latest", "copy:v1"]));
+    let o = a
+        .docker()
+        .args(["save", "-o"])
+        .arg(dir.path().join("x.tar"))
+        .arg("nosuch")
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("No such image"), "{}", text(&o));
+}

@@ -47,6 +47,14 @@ enum Command {
         #[arg(short = 'q', long = "quiet")]
         quiet: bool,
     },
+    /// Save images to a docker-archive.
+    Save {
+        /// Where to write it (standard output if left out).
+        #[arg(short = 'o', long = "output")]
+        output: Option<std::path::PathBuf>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// List images.
     Images {
         /// IDs only.
@@ -403,6 +411,20 @@ fn main() -> ExitCode {
             Ok(())
         })(),
         Command::Images { quiet } | Command::Image(ImageCommand::Ls { quiet }) => images(&socket, quiet),
+        Command::Save { output, names } => (|| {
+            let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+            let q: Vec<String> = names.iter().map(|n| format!("names={}", encode(n))).collect();
+            let a = request(&socket, "GET", &format!("{base}/images/get?{}", q.join("&")), None).map_err(|e| e.to_string())?;
+            if a.status >= 400 {
+                let v: Value = serde_json::from_slice(&a.body).unwrap_or_default();
+                return Err(format!("Error response from daemon: {}", v["message"].as_str().unwrap_or("error")));
+            }
+            match output {
+                Some(path) => berth_fs::atomic::write(&path, &a.body).map_err(|e| format!("{}: {e}", path.display()))?,
+                None => std::io::Write::write_all(&mut std::io::stdout(), &a.body).map_err(|e| e.to_string())?,
+            }
+            Ok(())
+        })(),
         Command::Tag { source, target } => {
             let (repo, tag) = match target.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
                 Some((r, t)) => (r.to_string(), t.to_string()),

@@ -114,3 +114,14 @@ pub fn remove(store: &ImageStore, reference: &str, force: bool) -> Result<Value,
     let done = store.remove(reference, force).map_err(failure)?;
     Ok(Value::Array(done.into_iter().map(|(k, v)| json!({ k: v })).collect()))
 }
+
+/// `GET /images/{name}/get` and `GET /images/get?names=...`: a
+/// docker-archive of the images.
+pub fn save(store: &ImageStore, names: &[String]) -> Result<Vec<u8>, Failure> {
+    if names.is_empty() {
+        return Err((StatusCode::BAD_REQUEST, "no images to save".into()));
+    }
+    let mut out = Vec::new();
+    archive::save(store, names, &mut out).map_err(failure)?;
+    Ok(out)
+}

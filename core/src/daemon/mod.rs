@@ -126,6 +126,28 @@ fn truthy(q: &std::collections::BTreeMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | ""))
 }
 
+/// Every `names` parameter of a query (it repeats).
+fn names_query(raw: &str) -> Vec<String> {
+    raw.split('&')
+        .filter_map(|p| p.strip_prefix("names="))
+        .map(decode)
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+fn tarball(r: Result<Vec<u8>, (StatusCode, String)>) -> Reply {
+    match r {
+        Ok(bytes) => {
+            let mut reply = Response::new(Full::new(Bytes::from(bytes)));
+            reply
+                .headers_mut()
+                .insert("content-type", "application/x-tar".parse().expect("static header"));
+            reply
+        }
+        Err((status, message)) => error(status, message),
+    }
+}
+
 fn answer(r: Result<(StatusCode, Value), volumes::Failure>) -> Reply {
     match r {
         Ok((status, v)) => json_reply(status, &v),
@@ -238,6 +260,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     let route = route.to_string();
     let method = req.method().clone();
     let q = query(req.uri());
+    let raw_query = req.uri().query().unwrap_or("").to_string();
     // The body is read whole for the routes that take one.
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -257,6 +280,10 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             Err((status, message)) => error(status, message),
         },
         (&Method::GET, ["images", "json"]) => json_reply(StatusCode::OK, &images::list(&d.images)),
+        (&Method::GET, ["images", "get"]) => tarball(images::save(&d.images, &names_query(&raw_query))),
+        (&Method::GET, [ref rest @ .., "get"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
+            tarball(images::save(&d.images, &[rest[1..].join("/")]))
+        }
         (&Method::GET, [ref rest @ .., "json"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
             answer(images::inspect(&d.images, &rest[1..].join("/")).map(|v| (StatusCode::OK, v)))
         }

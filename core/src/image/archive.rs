@@ -59,3 +59,64 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<(String, Vec<Str
     }
     Ok(loaded)
 }
+
+/// `docker save`: writes the images `references` name as one
+/// docker-archive to `out`: each configuration, each layer's tarball
+/// (once, by diffID), and `manifest.json` with the names asked for.
+pub fn save(store: &ImageStore, references: &[String], out: impl std::io::Write) -> Result<()> {
+    let mut manifest = Vec::new();
+    let mut images = Vec::new();
+    for r in references {
+        let image = store.resolve(r)?;
+        // A name asked for is the tag saved; an ID saves every tag.
+        let tags = match super::reference::normalize(r).filter(|n| store.repositories().get(n) == Some(&image.id)) {
+            Some(n) => vec![n],
+            None => store.tags_of(&image.id),
+        };
+        images.push((image, tags));
+    }
+    let mut tar = tar::Builder::new(out);
+    let mut written = std::collections::HashSet::new();
+    let add = |tar: &mut tar::Builder<_>, name: &str, path: &Path| -> Result<()> {
+        let mut f = std::fs::File::open(path).map_err(|e| ImageError::io("open", path, e))?;
+        let len = f.metadata().map_err(|e| ImageError::io("stat", path, e))?.len();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(len);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, name, &mut f)
+            .map_err(|e| ImageError::io("write archive", path, e))
+    };
+    for (image, tags) in &images {
+        let hex = image.id.trim_start_matches("sha256:");
+        let config_name = format!("{hex}.json");
+        if written.insert(config_name.clone()) {
+            let path = store.config_blob(image)?;
+            add(&mut tar, &config_name, &path)?;
+        }
+        let mut layers = Vec::new();
+        for diff in &image.diff_ids {
+            let name = format!("{}/layer.tar", diff.trim_start_matches("sha256:"));
+            if written.insert(name.clone()) {
+                let path = store
+                    .layer_blob(diff)
+                    .ok_or_else(|| ImageError::Storage(format!("layer {diff} has no tarball")))?;
+                add(&mut tar, &name, &path)?;
+            }
+            layers.push(name);
+        }
+        manifest.push(serde_json::json!({ "Config": config_name, "RepoTags": tags, "Layers": layers }));
+    }
+    let json = serde_json::to_vec(&manifest).map_err(|e| ImageError::Storage(e.to_string()))?;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(json.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    tar.append_data(&mut h, "manifest.json", json.as_slice())
+        .map_err(|e| ImageError::io("write archive", "manifest.json", e))?;
+    tar.finish().map_err(|e| ImageError::io("write archive", "", e))
+}

@@ -322,6 +322,12 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// Where the image's configuration is kept.
+    pub fn config_blob(&self, image: &Image) -> Result<PathBuf> {
+        let d: Digest = image.id.parse().map_err(|e| ImageError::Storage(format!("{e:?}")))?;
+        Ok(self.blobs.path(&d))
+    }
+
     /// Where a layer's tarball is kept.
     pub fn layer_blob(&self, diff_id: &str) -> Option<PathBuf> {
         let d: Digest = diff_id.parse().ok()?;
