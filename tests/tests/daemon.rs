@@ -273,6 +273,10 @@ fn images_load_list_inspect_tag_and_remove_through_docker_and_python() {
         ])),
         r#"["sh"] linux fuse-union"#
     );
+    assert_eq!(
+        ok(d.docker().args(["history", "--format", "{{.CreatedBy}}", "busybox"])),
+        "busybox_docker_archive"
+    );
     // The layer is in the graph driver, whole.
     let chain = ok(d
         .docker()
@@ -341,6 +345,7 @@ fn berth_cli_loads_tags_lists_and_removes_images() {
         listed.contains("localhost:5000/team/app") && listed.contains("v2") && listed.contains(&id[7..19]),
         "{listed}"
     );
+    assert!(ok(d.berth().args(["history", "busybox:1.36"])).contains("busybox_docker_archive"));
     let v: serde_json::Value = serde_json::from_str(&ok(d.berth().args(["image", "inspect", "localhost:5000/team/app:v2"]))).unwrap();
     assert_eq!(v[0]["Id"], id);
     assert_eq!(v[0]["Config"]["Cmd"][0], "sh");

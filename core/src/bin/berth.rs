@@ -63,6 +63,8 @@ enum Command {
     },
     /// Point a new name at an image.
     Tag { source: String, target: String },
+    /// Show how an image was made.
+    History { name: String },
     /// Remove images (a name is untagged; the last name removes the image).
     Rmi {
         #[arg(short = 'f', long = "force")]
@@ -432,6 +434,21 @@ fn main() -> ExitCode {
             };
             let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
             call(&socket, "POST", &format!("{base}/images/{}/tag?repo={}&tag={}", encode(&source), encode(&repo), encode(&tag)), None).map(|_| ())
+        }
+        Command::History { name } => {
+            let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
+            call(&socket, "GET", &format!("{base}/images/{}/history", encode(&name)), None).map(|v| {
+                println!("{:<14} {:<12} CREATED BY", "IMAGE", "SIZE");
+                for h in v.and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+                    let id = h["Id"].as_str().unwrap_or("").trim_start_matches("sha256:");
+                    println!(
+                        "{:<14} {:<12} {}",
+                        &id[..id.len().min(12)],
+                        format!("{:.1}MB", h["Size"].as_f64().unwrap_or(0.0) / 1e6),
+                        h["CreatedBy"].as_str().unwrap_or("")
+                    );
+                }
+            })
         }
         Command::Rmi { force, names } | Command::Image(ImageCommand::Rm { force, names }) => rmi(&socket, force, &names),
         Command::Image(ImageCommand::Inspect { names }) => (|| {

@@ -125,3 +125,67 @@ pub fn save(store: &ImageStore, names: &[String]) -> Result<Vec<u8>, Failure> {
     archive::save(store, names, &mut out).map_err(failure)?;
     Ok(out)
 }
+
+/// `GET /images/{name}/history`: the configuration's history, newest
+/// first, each entry that made a layer carrying that layer's size.
+pub fn history(store: &ImageStore, reference: &str) -> Result<Value, Failure> {
+    let i = store.resolve(reference).map_err(failure)?;
+    let cfg = store.config(&i).map_err(failure)?;
+    let mut layers = i.diff_ids.iter().rev();
+    let mut out = Vec::new();
+    let entries = cfg["history"].as_array().cloned().unwrap_or_default();
+    for (n, h) in entries.iter().enumerate().rev() {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty {
+            0
+        } else {
+            layers
+                .next()
+                .and_then(|d| store.layer_blob(d))
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let created = h["created"].as_str().map(parse_rfc3339).unwrap_or(0);
+        out.push(json!({
+            "Id": if n + 1 == entries.len() { i.id.clone() } else { "<missing>".to_string() },
+            "Created": created,
+            "CreatedBy": h["created_by"].as_str().unwrap_or(""),
+            "Tags": if n + 1 == entries.len() { json!(store.tags_of(&i.id)) } else { Value::Null },
+            "Size": size,
+            "Comment": h["comment"].as_str().unwrap_or(""),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time (`YYYY-MM-DDTHH:MM:SS...`);
+/// 0 when it does not parse.
+fn parse_rfc3339(t: &str) -> i64 {
+    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok());
+    let (Some(y), Some(m), Some(d), Some(hh), Some(mm), Some(ss)) =
+        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
+    else {
+        return 0;
+    };
+    // days_from_civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hh * 3600 + mm * 60 + ss
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_parses_back() {
+        for secs in [0, 951_782_400, 1_795_392_000, 1_795_430_123] {
+            assert_eq!(super::parse_rfc3339(&super::rfc3339(secs)), secs);
+        }
+        assert_eq!(super::parse_rfc3339("garbage"), 0);
+    }
+}

@@ -287,6 +287,9 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         (&Method::GET, [ref rest @ .., "json"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
             answer(images::inspect(&d.images, &rest[1..].join("/")).map(|v| (StatusCode::OK, v)))
         }
+        (&Method::GET, [ref rest @ .., "history"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
+            answer(images::history(&d.images, &rest[1..].join("/")).map(|v| (StatusCode::OK, v)))
+        }
         (&Method::POST, [ref rest @ .., "tag"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
             match images::tag(&d.images, &rest[1..].join("/"), q.get("repo"), q.get("tag")) {
                 Ok(()) => {
