@@ -417,3 +417,60 @@ fn saved_images_load_into_another_daemon_unchanged() {
         .unwrap();
     assert!(!o.status.success() && text(&o).contains("No such image"), "{}", text(&o));
 }
+
+#[test]
+fn import_a_root_filesystem_and_prune_images() {
+    if !berth_tests::require_root("import_a_root_filesystem_and_prune_images") {
+        return;
+    }
+    let d = Berthd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    berth_tests::busybox_rootfs(&rootfs).unwrap();
+    let tarball = dir.path().join("rootfs.tar.gz");
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{:?}: {}", c, text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let id = ok(d.docker().arg("import").arg(&tarball).arg("imported:v1"));
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(
+        ok(d.docker()
+            .args(["image", "inspect", "--format", "{{.Id}} {{len .RootFS.Layers}}", "imported:v1"])),
+        format!("{id} 1")
+    );
+    let layer = ok(d
+        .docker()
+        .args(["image", "inspect", "--format", "{{index .RootFS.Layers 0}}", "imported:v1"]));
+    assert!(d
+        .data_root()
+        .join("fuse-union")
+        .join(layer.trim_start_matches("sha256:"))
+        .join("diff/bin/busybox")
+        .is_file());
+    // An unnamed import is dangling: prune takes it, -a takes the rest.
+    let dangling = ok(d.docker().arg("import").arg(&tarball));
+    assert_ne!(dangling, id, "a new creation time, a new configuration");
+    let out = ok(d.docker().args(["image", "prune", "-f"]));
+    assert!(out.contains(&dangling) && !out.contains(&id), "{out}");
+    assert_eq!(ok(d.docker().args(["images", "-q"])), &id[7..19]);
+    let out = ok(d.docker().args(["image", "prune", "-a", "-f"]));
+    assert!(out.contains(&id), "{out}");
+    assert_eq!(ok(d.docker().args(["images", "-q"])), "");
+    // Not a tarball: refused, nothing stored.
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, "definitely not a tar").unwrap();
+    let o = d.docker().arg("import").arg(&junk).arg("junk:v1").output().unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert_eq!(ok(d.docker().args(["images", "-q"])), "");
+}

@@ -179,6 +179,40 @@ fn parse_rfc3339(t: &str) -> i64 {
     days * 86_400 + hh * 3600 + mm * 60 + ss
 }
 
+
+/// `POST /images/create?fromSrc=-&repo=R&tag=T` with a root filesystem
+/// tarball as the body (`docker import`); answers Docker's message stream.
+pub fn import(
+    store: &ImageStore,
+    body: &[u8],
+    repo: Option<&String>,
+    tag: Option<&String>,
+    message: Option<&String>,
+) -> Result<String, Failure> {
+    let name = repo.filter(|r| !r.is_empty()).map(|r| match tag.filter(|t| !t.is_empty()) {
+        Some(t) => format!("{r}:{t}"),
+        None => r.clone(),
+    });
+    let image = archive::import(
+        store,
+        body,
+        name.as_deref(),
+        message.map(String::as_str).unwrap_or("Imported from -"),
+    )
+    .map_err(failure)?;
+    Ok(format!("{}\n", json!({ "status": image.id })))
+}
+
+/// `POST /images/prune`: unnamed images, or every image with the filter
+/// `dangling=false`.
+pub fn prune(store: &ImageStore, all: bool) -> Result<Value, Failure> {
+    let (deleted, reclaimed) = store.prune(all).map_err(failure)?;
+    Ok(json!({
+        "ImagesDeleted": deleted.iter().map(|id| json!({ "Deleted": id })).collect::<Vec<_>>(),
+        "SpaceReclaimed": reclaimed,
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

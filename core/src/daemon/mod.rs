@@ -280,6 +280,24 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             Err((status, message)) => error(status, message),
         },
         (&Method::GET, ["images", "json"]) => json_reply(StatusCode::OK, &images::list(&d.images)),
+        (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {
+            match images::import(&d.images, &body, q.get("repo"), q.get("tag"), q.get("message")) {
+                Ok(stream) => {
+                    let mut r = Response::new(Full::new(Bytes::from(stream)));
+                    r.headers_mut()
+                        .insert("content-type", "application/json".parse().expect("static header"));
+                    r
+                }
+                Err((status, message)) => error(status, message),
+            }
+        }
+        (&Method::POST, ["images", "prune"]) => match f {
+            Ok(ref f) => {
+                let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
+                answer(images::prune(&d.images, all).map(|v| (StatusCode::OK, v)))
+            }
+            Err(ref e) => error(StatusCode::BAD_REQUEST, e.clone()),
+        },
         (&Method::GET, ["images", "get"]) => tarball(images::save(&d.images, &names_query(&raw_query))),
         (&Method::GET, [ref rest @ .., "get"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
             tarball(images::save(&d.images, &[rest[1..].join("/")]))

@@ -120,3 +120,39 @@ pub fn save(store: &ImageStore, references: &[String], out: impl std::io::Write)
         .map_err(|e| ImageError::io("write archive", "manifest.json", e))?;
     tar.finish().map_err(|e| ImageError::io("write archive", "", e))
 }
+
+/// `docker import`: an image of one layer from a root filesystem tarball
+/// (plain, gzip or zstd), with an empty configuration; named `tag` if
+/// given.
+pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: &str) -> Result<super::Image> {
+    let scratch = store.scratch()?;
+    let layer = scratch.path().join("layer.tar");
+    // The layer is kept uncompressed: its diffID is the digest of that.
+    let mut buffered = std::io::BufReader::new(input);
+    let head = std::io::BufRead::fill_buf(&mut buffered).map_err(|e| ImageError::Invalid(format!("reading the tarball: {e}")))?;
+    let mut plain: Box<dyn Read> = match berth_fs::layer::apply::Compression::sniff(head) {
+        berth_fs::layer::apply::Compression::None => Box::new(buffered),
+        berth_fs::layer::apply::Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        berth_fs::layer::apply::Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| ImageError::Invalid(format!("zstd: {e}")))?)
+        }
+    };
+    let mut out = std::fs::File::create(&layer).map_err(|e| ImageError::io("create", &layer, e))?;
+    let mut hashing = berth_fs::digest::HashingWriter::new(&mut out);
+    std::io::copy(&mut plain, &mut hashing).map_err(|e| ImageError::Invalid(format!("reading the tarball: {e}")))?;
+    let (_, diff_id, _) = hashing.finish();
+    // With nanoseconds, as Docker's: two imports of one tarball are two images.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let created = crate::daemon::rfc3339(now.as_secs() as i64).replace('Z', &format!(".{:09}Z", now.subsec_nanos()));
+    let config = serde_json::json!({
+        "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
+        "os": "linux",
+        "created": created,
+        "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
+        "history": [{ "created": created, "comment": message, "created_by": "" }],
+    });
+    let bytes = serde_json::to_vec(&config).map_err(|e| ImageError::Storage(e.to_string()))?;
+    let tags: Vec<String> = tag.map(|t| vec![t.to_string()]).unwrap_or_default();
+    store.add(&bytes, &[layer], &tags)
+}

@@ -322,6 +322,26 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// `docker image prune`: removes every image without a name (and,
+    /// with `all`, every image; no container holds one yet). Returns the
+    /// removed IDs and the bytes their layers' tarballs took.
+    pub fn prune(&self, all: bool) -> Result<(Vec<String>, u64)> {
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0;
+        for image in self.images() {
+            let named = !self.tags_of(&image.id).is_empty();
+            if named && !all {
+                continue;
+            }
+            let size = image.size;
+            if self.remove(&image.id, true).is_ok() {
+                reclaimed += size;
+                deleted.push(image.id);
+            }
+        }
+        Ok((deleted, reclaimed))
+    }
+
     /// Where the image's configuration is kept.
     pub fn config_blob(&self, image: &Image) -> Result<PathBuf> {
         let d: Digest = image.id.parse().map_err(|e| ImageError::Storage(format!("{e:?}")))?;
