@@ -474,3 +474,38 @@ fn import_a_root_filesystem_and_prune_images() {
     assert!(!o.status.success(), "{}", text(&o));
     assert_eq!(ok(d.docker().args(["images", "-q"])), "");
 }
+
+#[test]
+fn system_df_counts_images_and_volumes() {
+    if !berth_tests::require_root("system_df_counts_images_and_volumes") {
+        return;
+    }
+    let d = Berthd::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("busybox.tar");
+    berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
+    let ok = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{:?}: {}", c, text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    ok(d.docker().args(["load", "-i"]).arg(&archive));
+    ok(d.docker().args(["volume", "create", "data"]));
+    let path = ok(d.docker().args(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]));
+    std::fs::write(std::path::Path::new(&path).join("blob"), vec![1u8; 1 << 20]).unwrap();
+    let out = ok(d.docker().args(["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]));
+    assert!(
+        out.contains("Images 1") && out.contains("Local Volumes 1") && out.contains("Containers 0"),
+        "{out}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(
+        &berth_core::client::request(&d.socket(), "GET", "/v1.41/system/df", None)
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert!(v["LayersSize"].as_u64().unwrap() > 1_000_000, "busybox is in the layers: {v}");
+    assert!(v["Volumes"][0]["UsageData"]["Size"].as_u64().unwrap() >= 1 << 20, "{v}");
+    let out = ok(d.berth().args(["system", "df"]));
+    assert!(out.contains("Images") && out.contains("Local Volumes"), "{out}");
+}

@@ -38,6 +38,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage the daemon's space.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Load images from a docker-archive.
     Load {
         /// The archive (what `docker save` or `berth save` wrote).
@@ -75,6 +78,12 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum SystemCommand {
+    /// Show how much space images, containers and volumes take.
+    Df,
 }
 
 #[derive(Subcommand)]
@@ -392,6 +401,17 @@ fn main() -> ExitCode {
             }
         }),
         Command::Volume(cmd) => volume(&socket, cmd),
+        Command::System(SystemCommand::Df) => get(&socket, &format!("/v{}/system/df", berth_core::daemon::api::API_VERSION)).map(|v| {
+            let mb = |b: u64| format!("{:.1}MB", b as f64 / 1e6);
+            let images = v["Images"].as_array().cloned().unwrap_or_default();
+            let volumes = v["Volumes"].as_array().cloned().unwrap_or_default();
+            let volume_size: u64 = volumes.iter().map(|x| x["UsageData"]["Size"].as_u64().unwrap_or(0)).sum();
+            println!("{:<15} {:<8} {:<8} {:<10}", "TYPE", "TOTAL", "ACTIVE", "SIZE");
+            println!("{:<15} {:<8} {:<8} {:<10}", "Images", images.len(), 0, mb(v["LayersSize"].as_u64().unwrap_or(0)));
+            println!("{:<15} {:<8} {:<8} {:<10}", "Containers", 0, 0, mb(0));
+            println!("{:<15} {:<8} {:<8} {:<10}", "Local Volumes", volumes.len(), 0, mb(volume_size));
+            println!("{:<15} {:<8} {:<8} {:<10}", "Build Cache", 0, 0, mb(0));
+        }),
         Command::Load { input, quiet } => (|| {
             let base = format!("/v{}", berth_core::daemon::api::API_VERSION);
             let data = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;

@@ -179,7 +179,6 @@ fn parse_rfc3339(t: &str) -> i64 {
     days * 86_400 + hh * 3600 + mm * 60 + ss
 }
 
-
 /// `POST /images/create?fromSrc=-&repo=R&tag=T` with a root filesystem
 /// tarball as the body (`docker import`); answers Docker's message stream.
 pub fn import(

@@ -249,6 +249,48 @@ fn info(d: &Daemon) -> Value {
     })
 }
 
+/// Bytes a directory tree takes on disk.
+fn disk_usage(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = p.symlink_metadata() else { return 0 };
+    let own = m.blocks() * 512;
+    if !m.is_dir() {
+        return own;
+    }
+    own + std::fs::read_dir(p)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| disk_usage(&e.path()))
+        .sum::<u64>()
+}
+
+/// `GET /system/df`: images, containers (none yet), volumes and the
+/// build cache (none), with their sizes.
+fn system_df(d: &Daemon) -> Value {
+    let images = images::list(&d.images);
+    let layers_size: u64 = d.images.images().iter().map(|i| i.size).sum();
+    let volumes: Vec<Value> = d
+        .volumes
+        .list(&d.registry, &Default::default())
+        .map(|v| v["Volumes"].as_array().cloned().unwrap_or_default())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut v| {
+            let size = v["Mountpoint"].as_str().map(|p| disk_usage(std::path::Path::new(p))).unwrap_or(0);
+            v["UsageData"] = json!({ "Size": size, "RefCount": 0 });
+            v
+        })
+        .collect();
+    json!({
+        "LayersSize": layers_size,
+        "Images": images,
+        "Containers": [],
+        "Volumes": volumes,
+        "BuildCache": [],
+    })
+}
+
 /// Answers one request.
 pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let (asked, route) = api::split_version(req.uri().path());
@@ -352,6 +394,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             }
             (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
             (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
+            (&Method::GET, "/system/df") => json_reply(StatusCode::OK, &system_df(&d)),
             _ => error(StatusCode::NOT_FOUND, "page not found"),
         },
     };

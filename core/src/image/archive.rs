@@ -142,7 +142,9 @@ pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: 
     std::io::copy(&mut plain, &mut hashing).map_err(|e| ImageError::Invalid(format!("reading the tarball: {e}")))?;
     let (_, diff_id, _) = hashing.finish();
     // With nanoseconds, as Docker's: two imports of one tarball are two images.
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let created = crate::daemon::rfc3339(now.as_secs() as i64).replace('Z', &format!(".{:09}Z", now.subsec_nanos()));
     let config = serde_json::json!({
         "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
