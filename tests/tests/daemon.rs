@@ -236,6 +236,20 @@ fn local_volumes_mount_tmpfs_and_binds_from_their_options() {
     driver.unmount(&m).unwrap();
     assert!(!p.join("f").exists());
     driver.remove("bound").unwrap();
+    // o=bind,ro is read-only indeed (a bind needs a remount for that).
+    create(
+        "readonly",
+        &[("type", "none"), ("device", host.to_str().unwrap()), ("o", "bind,ro")],
+    );
+    let m = MountRequest {
+        name: "readonly".into(),
+        id: "c1".into(),
+    };
+    let p = driver.mount(&m).unwrap();
+    assert_eq!(std::fs::read_to_string(p.join("f")).unwrap(), "from the host");
+    let err = std::fs::write(p.join("g"), "x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    driver.unmount(&m).unwrap();
     assert_eq!(
         std::fs::read_to_string(host.join("f")).unwrap(),
         "from the host",
@@ -508,4 +522,43 @@ fn system_df_counts_images_and_volumes() {
     assert!(v["Volumes"][0]["UsageData"]["Size"].as_u64().unwrap() >= 1 << 20, "{v}");
     let out = ok(d.berth().args(["system", "df"]));
     assert!(out.contains("Images") && out.contains("Local Volumes"), "{out}");
+}
+
+#[test]
+fn archives_that_point_outside_are_refused_and_the_data_root_is_closed() {
+    if !berth_tests::require_root("archives_that_point_outside_are_refused_and_the_data_root_is_closed") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let d = Berthd::start().unwrap();
+    // manifest.json names a configuration that is a symlink to a host file.
+    let mut b = tar::Builder::new(Vec::new());
+    let manifest = br#"[{"Config":"cfg.json","RepoTags":["evil:latest"],"Layers":[]}]"#;
+    let mut h = tar::Header::new_gnu();
+    h.set_size(manifest.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    b.append_data(&mut h, "manifest.json", &manifest[..]).unwrap();
+    let mut l = tar::Header::new_gnu();
+    l.set_entry_type(tar::EntryType::Symlink);
+    l.set_size(0);
+    l.set_mode(0o777);
+    l.set_uid(0);
+    l.set_gid(0);
+    l.set_mtime(0);
+    b.append_link(&mut l, "cfg.json", "/etc/passwd").unwrap();
+    let archive = b.into_inner().unwrap();
+    let a = berth_core::client::request(&d.socket(), "POST", "/v1.41/images/load", Some(&archive)).unwrap();
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("not a file inside the archive"));
+    let o = d.docker().args(["images", "-q"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "", "nothing stored");
+    // Layers keep set-id files: the data root lets nobody list it, and
+    // the graph driver's and volumes' homes let nobody in.
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(d.data_root()), 0o711);
+    assert_eq!(mode(d.data_root().join("fuse-union")), 0o700);
+    assert_eq!(mode(d.data_root().join("volumes/local")), 0o700);
 }

@@ -47,6 +47,9 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<()> {
     let socket = socket_path(&args.host)?;
     std::fs::create_dir_all(&args.data_root).with_context(|| format!("create data root {}", args.data_root.display()))?;
+    // Traversable by path only, as Docker's: what lies below is root's.
+    std::fs::set_permissions(&args.data_root, std::fs::Permissions::from_mode(0o711))
+        .with_context(|| format!("chmod {}", args.data_root.display()))?;
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }

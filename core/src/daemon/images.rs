@@ -27,11 +27,12 @@ pub fn load(store: &ImageStore, body: &[u8]) -> Result<String, Failure> {
     for (id, tags) in loaded {
         if tags.is_empty() {
             out.push_str(&json!({ "stream": format!("Loaded image ID: {id}\n") }).to_string());
+            out.push('\n');
         }
         for t in tags {
             out.push_str(&json!({ "stream": format!("Loaded image: {t}\n") }).to_string());
+            out.push('\n');
         }
-        out.push('\n');
     }
     Ok(out)
 }

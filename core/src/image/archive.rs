@@ -38,26 +38,64 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<(String, Vec<Str
             Err(e) => return Err(ImageError::Invalid(format!("archive entry {name:?}: {e}"))),
         }
     }
+    let root = dir.canonicalize().map_err(|e| ImageError::io("resolve", dir, e))?;
+    // Entries are read only as regular files inside the scratch
+    // directory: a symlink in the archive must not lead berthd elsewhere.
+    let regular = |p: &Path| -> Result<std::path::PathBuf> {
+        let shown = p.strip_prefix(dir).unwrap_or(p).display().to_string();
+        let real = p.canonicalize().map_err(|e| ImageError::Invalid(format!("{shown}: {e}")))?;
+        let meta = std::fs::symlink_metadata(&real).map_err(|e| ImageError::io("stat", &real, e))?;
+        if !real.starts_with(&root) || !meta.is_file() {
+            return Err(ImageError::Invalid(format!("{shown} is not a file inside the archive")));
+        }
+        Ok(real)
+    };
     let manifest_path = dir.join("manifest.json");
-    let manifest =
-        std::fs::read(&manifest_path).map_err(|_| ImageError::Invalid("the archive has no manifest.json (not a docker-archive)".into()))?;
+    if !manifest_path.exists() {
+        return Err(ImageError::Invalid(
+            "the archive has no manifest.json (not a docker-archive)".into(),
+        ));
+    }
+    let manifest = std::fs::read(regular(&manifest_path)?).map_err(|e| ImageError::io("read", &manifest_path, e))?;
     let entries: Vec<ManifestEntry> = serde_json::from_slice(&manifest).map_err(|e| ImageError::Invalid(format!("manifest.json: {e}")))?;
     let inside = |rel: &str| -> Result<std::path::PathBuf> {
         let p = Path::new(rel);
         if p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
             return Err(ImageError::Invalid(format!("manifest.json names {rel:?} outside the archive")));
         }
-        Ok(dir.join(p))
+        regular(&dir.join(p))
     };
     let mut loaded = Vec::new();
     for e in entries {
         let config = std::fs::read(inside(&e.config)?).map_err(|err| ImageError::Invalid(format!("configuration {}: {err}", e.config)))?;
-        let layers = e.layers.iter().map(|l| inside(l)).collect::<Result<Vec<_>>>()?;
+        let mut layers = Vec::new();
+        for (i, l) in e.layers.iter().enumerate() {
+            layers.push(plain_layer(&inside(l)?, &dir.join(format!(".plain-{}-{i}.tar", loaded.len())))?);
+        }
         let tags = e.repo_tags.unwrap_or_default();
         let image = store.add(&config, &layers, &tags)?;
         loaded.push((image.id, tags));
     }
     Ok(loaded)
+}
+
+/// The uncompressed form of the layer tarball at `path`: itself if plain,
+/// else decompressed into `scratch` (a layer's diffID and kept tarball are
+/// the uncompressed stream's).
+fn plain_layer(path: &Path, scratch: &Path) -> Result<std::path::PathBuf> {
+    let f = std::fs::File::open(path).map_err(|e| ImageError::io("open", path, e))?;
+    let mut buffered = std::io::BufReader::new(f);
+    let head = std::io::BufRead::fill_buf(&mut buffered).map_err(|e| ImageError::io("read", path, e))?;
+    let mut plain: Box<dyn Read> = match berth_fs::layer::apply::Compression::sniff(head) {
+        berth_fs::layer::apply::Compression::None => return Ok(path.to_path_buf()),
+        berth_fs::layer::apply::Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        berth_fs::layer::apply::Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| ImageError::Invalid(format!("zstd: {e}")))?)
+        }
+    };
+    let mut out = std::fs::File::create(scratch).map_err(|e| ImageError::io("create", scratch, e))?;
+    std::io::copy(&mut plain, &mut out).map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))?;
+    Ok(scratch.to_path_buf())
 }
 
 /// `docker save`: writes the images `references` name as one

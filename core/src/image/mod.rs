@@ -85,7 +85,7 @@ fn now() -> i64 {
 impl ImageStore {
     pub fn open(data_root: &std::path::Path, graph: Arc<dyn GraphDriver>, graph_name: &str) -> Result<ImageStore> {
         let root = data_root.join("image");
-        for d in [root.join("images"), root.join("tmp")] {
+        for d in [root.join("images"), root.join("tmp"), root.join("layers")] {
             std::fs::create_dir_all(&d).map_err(|e| ImageError::io("create", &d, e))?;
         }
         let blobs = BlobStore::open(root.join("blobs")).map_err(|e| ImageError::Storage(e.to_string()))?;
@@ -143,6 +143,12 @@ impl ImageStore {
     /// The image a reference names: `name[:tag]`, a full ID, or an ID
     /// prefix of at least 4 hex digits that is not ambiguous.
     pub fn resolve(&self, reference: &str) -> Result<Image> {
+        let full = reference.trim_start_matches("sha256:");
+        if full.len() == 64 && full.chars().all(|c| c.is_ascii_hexdigit()) {
+            if let Ok(image) = self.get(&format!("sha256:{full}")) {
+                return Ok(image);
+            }
+        }
         if let Some(name) = reference::normalize(reference) {
             if let Some(id) = self.repositories().get(&name) {
                 return self.get(id);
@@ -212,6 +218,12 @@ impl ImageStore {
                 .map_err(|_| ImageError::Invalid(format!("layer {i}: bad diff_id {diff_id:?}")))?;
             let chain = berth_fs::layer::store::chain_id(parent.as_ref(), &diff);
             let name = chain.hex().to_string();
+            // A layer counts once applied and kept whole: a crash before
+            // that leaves one without its mark, made again here.
+            let mark = self.root.join("layers").join(&name);
+            if self.graph.exists(&name) && !mark.exists() {
+                let _ = self.graph.remove(&name);
+            }
             if !self.graph.exists(&name) {
                 let req = berth_plugin::graph::CreateRequest {
                     id: name.clone(),
@@ -236,7 +248,11 @@ impl ImageStore {
                 }
                 // Kept for save: the same bytes give the same diffID.
                 let f = std::fs::File::open(path).map_err(|e| ImageError::io("open layer", path, e))?;
-                self.blobs.put(f, Some(&diff)).map_err(|e| ImageError::Storage(e.to_string()))?;
+                if let Err(e) = self.blobs.put(f, Some(&diff)) {
+                    let _ = self.graph.remove(&name);
+                    return Err(ImageError::Storage(format!("layer {i}: {e}")));
+                }
+                berth_fs::atomic::write(&mark, b"").map_err(|e| ImageError::io("mark layer", &mark, e))?;
             }
             size += std::fs::metadata(self.blobs.path(&diff)).map(|m| m.len()).unwrap_or(0);
             chain_ids.push(chain.to_string());
@@ -287,7 +303,14 @@ impl ImageStore {
                 self.save_repositories(&repos)?;
                 return Ok(out);
             }
-        } else if tags.len() > 1 && !force {
+        } else if !force
+            && tags
+                .iter()
+                .map(|t| t.rsplit_once(':').map(|(r, _)| r).unwrap_or(t))
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 1
+        {
             return Err(ImageError::Conflict(format!(
                 "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
                 &image.id.trim_start_matches("sha256:")[..12]
@@ -308,7 +331,9 @@ impl ImageStore {
             if used.contains(chain) {
                 continue;
             }
-            let _ = self.graph.remove(chain.trim_start_matches("sha256:"));
+            let name = chain.trim_start_matches("sha256:");
+            let _ = std::fs::remove_file(self.root.join("layers").join(name));
+            let _ = self.graph.remove(name);
             let still_used = self.images().iter().any(|i| i.diff_ids.contains(diff));
             if !still_used {
                 if let Ok(d) = diff.parse::<Digest>() {

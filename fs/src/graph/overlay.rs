@@ -48,6 +48,10 @@ impl OverlayDriver {
     pub fn with_mounter(home: impl Into<PathBuf>, mounter: Mounter) -> Result<OverlayDriver> {
         let home = home.into();
         std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
+        // Layers keep set-id files and capabilities: nobody else walks in
+        // (a local user could otherwise run them from here).
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| DriverError::io("chmod", &home, e))?;
         Ok(OverlayDriver {
             home,
             mounter,
@@ -224,7 +228,8 @@ impl GraphDriver for OverlayDriver {
         let staged = self.dir(id).join("diff.applying");
         let _ = std::fs::remove_dir_all(&staged);
         let applied = crate::layer::apply::apply_layer(tarball, &staged, whiteouts).map_err(|e| DriverError::Driver(e.to_string()))?;
-        let swap = std::fs::remove_dir(&diff).and_then(|_| std::fs::rename(&staged, &diff));
+        // rename(2) replaces an empty directory in one step.
+        let swap = std::fs::rename(&staged, &diff);
         if let Err(e) = swap {
             let _ = std::fs::remove_dir_all(&staged);
             let _ = std::fs::create_dir(&diff);

@@ -52,6 +52,9 @@ fn mount_options(o: &str) -> (nix::mount::MsFlags, String) {
 impl LocalDriver {
     pub fn new(home: PathBuf) -> Result<LocalDriver> {
         std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
+        // Volume data is the containers' business only.
+        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(|e| DriverError::io("chmod", &home, e))?;
         Ok(LocalDriver {
             home,
             mounts: Mutex::new(HashMap::new()),
@@ -169,6 +172,16 @@ impl VolumeDriver for LocalDriver {
                     (!extra.is_empty()).then_some(extra.as_str()),
                 )
                 .map_err(|e| DriverError::io("mount volume", &data, e.into()))?;
+                use nix::mount::MsFlags;
+                if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
+                    // A bind ignores MS_RDONLY until it is remounted.
+                    let keep = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+                    let remount = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | keep;
+                    if let Err(e) = nix::mount::mount(None::<&str>, &data, None::<&str>, remount, None::<&str>) {
+                        let _ = nix::mount::umount2(&data, nix::mount::MntFlags::MNT_DETACH);
+                        return Err(DriverError::io("mount volume read-only", &data, e.into()));
+                    }
+                }
             }
         }
         users.push(req.id.clone());
