@@ -141,6 +141,17 @@ fn volumes_through_docker_cli_survive_a_daemon_crash() {
         ok(d.docker().args(["volume", "ls", "-q"])).lines().all(|n| n != "x1" && n != "x2"),
         "failed creates leave nothing"
     );
+    let o = d
+        .docker()
+        .args(["volume", "prune", "-f", "--filter", "label!=keep"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("invalid filter"), "{}", text(&o));
+    assert_eq!(
+        ok(d.docker().args(["volume", "ls", "-q"])).lines().count(),
+        3,
+        "a refused prune removes nothing"
+    );
     ok(d.docker().args(["volume", "rm", "other"]));
     let out = ok(d.docker().args(["volume", "prune", "-f"]));
     assert!(out.contains("data") && out.contains(&anonymous), "{out}");
@@ -301,6 +312,19 @@ fn images_load_list_inspect_tag_and_remove_through_docker_and_python() {
         .join(chain.trim_start_matches("sha256:"))
         .join("diff");
     assert!(layer.join("bin/busybox").is_file(), "{} holds busybox", layer.display());
+    assert_eq!(
+        ok(d.docker().args(["images", "-q", "busybox"])),
+        &id[7..19],
+        "filtered by reference"
+    );
+    assert_eq!(ok(d.docker().args(["images", "-q", "nosuch"])), "");
+    assert_eq!(ok(d.docker().args(["images", "-q", "-f", "dangling=true"])), "");
+    let o = d.docker().args(["image", "prune", "-f", "--filter", "until=1h"]).output().unwrap();
+    assert!(
+        !o.status.success() && text(&o).contains("invalid filter 'until'"),
+        "an unknown filter is refused, not ignored: {}",
+        text(&o)
+    );
     ok(d.docker().args(["tag", "busybox", "mybox:v1"]));
     let mut tags: Vec<String> = ok(d.docker().args(["images", "--format", "{{.Repository}}:{{.Tag}}"]))
         .lines()

@@ -46,6 +46,44 @@ fn created(store: &ImageStore, image: &Image) -> (i64, String) {
     }
 }
 
+/// `GET /images/json` with the filters `dangling` (true: images without a
+/// name) and `reference` (a name, with or without its tag).
+pub fn list_filtered(store: &ImageStore, filters: &std::collections::BTreeMap<String, Vec<String>>) -> Value {
+    let all = list(store);
+    let keep = |i: &Value| -> bool {
+        let tags: Vec<String> = i["RepoTags"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        filters.iter().all(|(k, values)| {
+            values.iter().any(|v| match k.as_str() {
+                "dangling" => (v == "true" || v == "1") == tags.is_empty(),
+                "reference" => {
+                    let with_tag = crate::image::reference::normalize(v);
+                    tags.iter().any(|t| {
+                        Some(t) == with_tag.as_ref()
+                            || (!v.contains(':')
+                                && t.rsplit_once(':').map(|(r, _)| r)
+                                    == with_tag.as_deref().and_then(|w| w.rsplit_once(':')).map(|(r, _)| r))
+                    })
+                }
+                _ => false,
+            })
+        })
+    };
+    Value::Array(
+        all.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| keep(i))
+            .collect(),
+    )
+}
+
 /// `GET /images/json`.
 pub fn list(store: &ImageStore) -> Value {
     let out: Vec<Value> = store

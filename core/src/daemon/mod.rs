@@ -122,6 +122,15 @@ fn filters(q: &std::collections::BTreeMap<String, String>) -> Result<std::collec
     Ok(out)
 }
 
+/// Refuses filters a route does not understand: ignoring one would make
+/// a prune take more than asked, or a listing show more.
+fn only_filters(f: &std::collections::BTreeMap<String, Vec<String>>, known: &[&str]) -> Result<(), String> {
+    match f.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(format!("invalid filter '{k}'")),
+        None => Ok(()),
+    }
+}
+
 fn truthy(q: &std::collections::BTreeMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | ""))
 }
@@ -321,7 +330,10 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             }
             Err((status, message)) => error(status, message),
         },
-        (&Method::GET, ["images", "json"]) => json_reply(StatusCode::OK, &images::list(&d.images)),
+        (&Method::GET, ["images", "json"]) => match f.and_then(|f| only_filters(&f, &["dangling", "reference"]).map(|_| f)) {
+            Ok(f) => json_reply(StatusCode::OK, &images::list_filtered(&d.images, &f)),
+            Err(e) => error(StatusCode::BAD_REQUEST, e),
+        },
         (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {
             match images::import(&d.images, &body, q.get("repo"), q.get("tag"), q.get("message")) {
                 Ok(stream) => {
@@ -333,7 +345,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
                 Err((status, message)) => error(status, message),
             }
         }
-        (&Method::POST, ["images", "prune"]) => match f {
+        (&Method::POST, ["images", "prune"]) => match f.and_then(|f| only_filters(&f, &["dangling"]).map(|_| f)) {
             Ok(ref f) => {
                 let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));
                 answer(images::prune(&d.images, all).map(|v| (StatusCode::OK, v)))
@@ -364,11 +376,11 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             answer(images::remove(&d.images, &rest.join("/"), truthy(&q, "force")).map(|v| (StatusCode::OK, v)))
         }
         (&Method::POST, ["volumes", "create"]) => answer(d.volumes.create(&d.registry, &body)),
-        (&Method::GET, ["volumes"]) => match f {
+        (&Method::GET, ["volumes"]) => match f.and_then(|f| only_filters(&f, &["name", "label", "driver", "dangling"]).map(|_| f)) {
             Ok(f) => answer(d.volumes.list(&d.registry, &f).map(|v| (StatusCode::OK, v))),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (&Method::POST, ["volumes", "prune"]) => match f {
+        (&Method::POST, ["volumes", "prune"]) => match f.and_then(|f| only_filters(&f, &["label"]).map(|_| f)) {
             Ok(f) => answer(d.volumes.prune(&d.registry, &f).map(|v| (StatusCode::OK, v))),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },

@@ -18,7 +18,7 @@ pub fn normalize(reference: &str) -> Option<String> {
     // port; no component is `.` or `..`; a 64-hex name would shadow IDs.
     let components: Vec<&str> = name.split('/').collect();
     let valid_name = !name.is_empty()
-        && !(name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit()))
+        && (name.len() != 64 || !name.chars().all(|c| c.is_ascii_hexdigit()))
         && components.iter().enumerate().all(|(i, c)| {
             let colon_ok = i == 0 && components.len() > 1;
             !c.is_empty()
