@@ -200,8 +200,13 @@ impl Volumes {
                     _ => false,
                 })
             });
+            // One volume its driver lost (a crash between the driver's
+            // removal and the record's) must not hide the others.
             if keep {
-                out.push(self.view(registry, &r)?);
+                match self.view(registry, &r) {
+                    Ok(v) => out.push(v),
+                    Err((_, e)) => eprintln!("berthd: volume {}: {e}", r.name),
+                }
             }
         }
         Ok(json!({ "Volumes": out, "Warnings": [] }))

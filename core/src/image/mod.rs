@@ -279,8 +279,10 @@ impl ImageStore {
     /// Points `target` (`name[:tag]`) at the image `source` names.
     pub fn tag(&self, source: &str, target: &str) -> Result<()> {
         let name = reference::normalize(target).ok_or_else(|| ImageError::Invalid(format!("invalid reference format: {target}")))?;
-        let image = self.resolve(source)?;
+        // Resolved under the lock: a concurrent rmi cannot leave the new
+        // name pointing at a removed image.
         let _held = self.held();
+        let image = self.resolve(source)?;
         let mut repos = self.repositories();
         repos.insert(name, image.id);
         self.save_repositories(&repos)
@@ -290,8 +292,8 @@ impl ImageStore {
     /// name (or when named by ID, if no other name points at it, or with
     /// `force`). Returns Docker's list of `Untagged`/`Deleted` entries.
     pub fn remove(&self, reference: &str, force: bool) -> Result<Vec<(&'static str, String)>> {
-        let image = self.resolve(reference)?;
         let _held = self.held();
+        let image = self.resolve(reference)?;
         let mut repos = self.repositories();
         let tags: Vec<String> = repos.iter().filter(|(_, v)| **v == image.id).map(|(k, _)| k.clone()).collect();
         let mut out = Vec::new();
