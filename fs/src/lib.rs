@@ -21,6 +21,15 @@ use std::sync::Arc;
 
 use berth_plugin::{Registry, Transport};
 
+/// Creates a driver's home directory, open to root alone: layers keep
+/// set-id files and capabilities, and volumes hold containers' data, so
+/// no local user may walk in (and run or read them from there).
+pub(crate) fn private_home(home: &Path) -> berth_plugin::error::Result<()> {
+    use berth_plugin::error::DriverError;
+    std::fs::create_dir_all(home).map_err(|e| DriverError::io("create", home, e))?;
+    std::fs::set_permissions(home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(|e| DriverError::io("chmod", home, e))
+}
+
 /// The berth-unionfs program: beside the running binary when installed
 /// together, else found in PATH.
 pub fn unionfs_program() -> std::path::PathBuf {

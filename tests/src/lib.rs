@@ -22,14 +22,20 @@ pub const BUSYBOX: &str = "/bin/busybox";
 /// missing privilege is a failure, never a silent skip.
 pub fn require_root(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    if root {
+    require(test, unsafe { libc::geteuid() } == 0, "root")
+}
+
+/// Whether the machine has what a test needs (`have`, described by
+/// `what`). Like [`require_root`]: without it the test skips only when
+/// `CI` is unset; under `CI=true` it fails.
+pub fn require(test: &str, have: bool, what: &str) -> bool {
+    if have {
         return true;
     }
     if std::env::var_os("CI").is_some() {
-        panic!("{test}: needs root, and CI is set: refusing to skip");
+        panic!("{test}: needs {what}, and CI is set: refusing to skip");
     }
-    eprintln!("{test}: skipped (needs root; CI is unset)");
+    eprintln!("{test}: skipped (needs {what}; CI is unset)");
     false
 }
 

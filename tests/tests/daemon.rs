@@ -10,6 +10,13 @@ fn text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// Runs `c`, which must succeed; its trimmed standard output.
+fn ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{:?}: {}", c, text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
 #[test]
 fn docker_cli_and_python_sdk_talk_to_berthd() {
     let d = Berthd::start().unwrap();
@@ -99,11 +106,6 @@ fn berthd_refuses_plain_tcp_and_a_socket_in_use() {
 #[test]
 fn volumes_through_docker_cli_survive_a_daemon_crash() {
     let mut d = Berthd::start().unwrap();
-    let ok = |c: &mut Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{:?}: {}", c, text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     assert_eq!(ok(d.docker().args(["volume", "create", "--label", "env=test", "data"])), "data");
     ok(d.docker().args(["volume", "create", "other"]));
     let anonymous = ok(d.docker().args(["volume", "create"]));
@@ -277,11 +279,6 @@ fn images_load_list_inspect_tag_and_remove_through_docker_and_python() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("busybox.tar");
     let id = berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
-    let ok = |c: &mut Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{:?}: {}", c, text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     let out = ok(d.docker().args(["load", "-i"]).arg(&archive));
     assert!(out.contains("Loaded image: busybox:latest"), "{out}");
     assert_eq!(
@@ -371,11 +368,6 @@ fn berth_cli_loads_tags_lists_and_removes_images() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("busybox.tar");
     let id = berth_tests::busybox_docker_archive(&archive, &["busybox:1.36"]).unwrap();
-    let ok = |c: &mut Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{:?}: {}", c, text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     assert_eq!(ok(d.berth().args(["load", "-i"]).arg(&archive)), "Loaded image: busybox:1.36");
     ok(d.berth().args(["tag", "busybox:1.36", "localhost:5000/team/app:v2"]));
     let listed = ok(d.berth().arg("images"));
@@ -407,11 +399,6 @@ fn saved_images_load_into_another_daemon_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("busybox.tar");
     let id = berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
-    let ok = |c: &mut Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{:?}: {}", c, text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     ok(a.docker().args(["load", "-i"]).arg(&archive));
     ok(a.docker().args(["tag", "busybox", "copy:v1"]));
     // docker save from one daemon, berth load into the other.
@@ -475,11 +462,6 @@ fn import_a_root_filesystem_and_prune_images() {
         .status()
         .unwrap();
     assert!(status.success());
-    let ok = |c: &mut Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{:?}: {}", c, text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     let id = ok(d.docker().arg("import").arg(&tarball).arg("imported:v1"));
     assert!(id.starts_with("sha256:"), "{id}");
     assert_eq!(
@@ -522,11 +504,6 @@ fn system_df_counts_images_and_volumes() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("busybox.tar");
     berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
-    let ok = |c: &mut Command| {
-        let o = c.output().unwrap();
-        assert!(o.status.success(), "{:?}: {}", c, text(&o));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    };
     ok(d.docker().args(["load", "-i"]).arg(&archive));
     ok(d.docker().args(["volume", "create", "data"]));
     let path = ok(d.docker().args(["volume", "inspect", "--format", "{{.Mountpoint}}", "data"]));

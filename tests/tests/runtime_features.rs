@@ -245,9 +245,10 @@ fn apparmor_profile_on_a_kernel_without_apparmor_is_refused() {
     if !require_root("apparmor_profile_on_a_kernel_without_apparmor_is_refused") {
         return;
     }
-    if berth_core::security::apparmor::enabled() {
-        // Where the kernel has AppArmor the profile would be applied; the
-        // refusal is what this kernel must show.
+    // Where the kernel has AppArmor the profile would be applied; the
+    // refusal is what a kernel without it must show.
+    let test = "apparmor_profile_on_a_kernel_without_apparmor_is_refused";
+    if !berth_tests::require(test, !berth_core::security::apparmor::enabled(), "a kernel without AppArmor") {
         return;
     }
     let rt = Runtime::berth();
@@ -290,8 +291,10 @@ fn cpu_and_memory_resources_are_visible_inside() {
     if !require_root("cpu_and_memory_resources_are_visible_inside") {
         return;
     }
-    if berth_core::runtime::cgroups::version() != berth_core::runtime::cgroups::CgroupVersion::V1 {
-        return; // the v2 files are checked by the cgroups module's own tests
+    // The v2 files are checked by the cgroups module's own tests.
+    let v1 = berth_core::runtime::cgroups::version() == berth_core::runtime::cgroups::CgroupVersion::V1;
+    if !berth_tests::require("cpu_and_memory_resources_are_visible_inside", v1, "cgroup v1") {
+        return;
     }
     let rt = Runtime::berth();
     let mut b = bundle(&[

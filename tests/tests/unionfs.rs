@@ -203,15 +203,7 @@ fn mount_program_command_line_and_unmount() {
     let (up, work) = (dir.path().join("up"), dir.path().join("work"));
     std::fs::create_dir(&up).unwrap();
     std::fs::create_dir(&work).unwrap();
-    mount_unionfs(
-        &format!(
-            "lowerdir={},upperdir={},workdir={},volatile",
-            l2.display(),
-            up.display(),
-            work.display()
-        ),
-        &mnt,
-    );
+    mount_unionfs(&opts(&l2, &up, &work, "volatile"), &mnt);
     {
         let _m = Mounted(mnt.clone());
         let mut f = std::fs::OpenOptions::new().append(true).open(mnt.join("f")).unwrap();
@@ -445,6 +437,27 @@ fn union_dirs() -> (tempfile::TempDir, [PathBuf; 4]) {
     (dir, paths)
 }
 
+/// berth-unionfs options for lower `l`, upper `u` and work `w`, with
+/// `extra` options after them.
+fn opts(l: &Path, u: &Path, w: &Path, extra: &str) -> String {
+    let base = format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display());
+    if extra.is_empty() {
+        base
+    } else {
+        format!("{base},{extra}")
+    }
+}
+
+/// Pins the calling thread to CPU 0.
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is valid; it is ours.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
 /// Mounts berth-unionfs with `-o opts` at `mnt` (it detaches once mounted).
 fn mount_unionfs(opts: &str, mnt: &Path) {
     let status = Command::new(bin("berth-unionfs")).arg("-o").arg(opts).arg(mnt).status().unwrap();
@@ -476,7 +489,7 @@ fn kill_9_during_copy_up_loses_nothing() {
     let big: Vec<u8> = (0..64u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     std::fs::write(l.join("big"), &big).unwrap();
     std::fs::write(l.join("small"), "small").unwrap();
-    let opts = format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display());
+    let opts = opts(&l, &u, &w, "");
     for round in 0..3 {
         mount_unionfs(&opts, &m);
         let pid = daemon_pid(&m).expect("daemon running");
@@ -525,10 +538,7 @@ fn rm_rf_of_a_large_lower_tree() {
         std::fs::write(l.join(format!("tree/f{i}")), "x").unwrap();
     }
     std::fs::write(l.join("tree/sub/leaf"), "y").unwrap();
-    mount_unionfs(
-        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
-        &m,
-    );
+    mount_unionfs(&opts(&l, &u, &w, ""), &m);
     let _m = Mounted(m.clone());
     std::fs::remove_dir_all(m.join("tree")).unwrap();
     assert!(!m.join("tree").exists());
@@ -574,10 +584,7 @@ fn open_files_are_passed_through_to_the_backing_file() {
     assert!(kernel_has_passthrough(), "this kernel lacks FUSE passthrough (Linux 6.9)");
     let (_dir, [l, u, w, m]) = union_dirs();
     std::fs::write(l.join("lower"), "from the lower layer").unwrap();
-    mount_unionfs(
-        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
-        &m,
-    );
+    mount_unionfs(&opts(&l, &u, &w, ""), &m);
     let _m = Mounted(m.clone());
     // The files stay open until the daemon resumes: a close may wait for it.
     let reader = std::sync::Arc::new(std::fs::File::open(m.join("lower")).unwrap());
@@ -608,15 +615,7 @@ fn open_files_are_passed_through_to_the_backing_file() {
     // Without passthrough the same read needs the daemon.
     let (_dir2, [l2, u2, w2, m2]) = union_dirs();
     std::fs::write(l2.join("lower"), "x").unwrap();
-    mount_unionfs(
-        &format!(
-            "lowerdir={},upperdir={},workdir={},passthrough=off",
-            l2.display(),
-            u2.display(),
-            w2.display()
-        ),
-        &m2,
-    );
+    mount_unionfs(&opts(&l2, &u2, &w2, "passthrough=off"), &m2);
     let _m2 = Mounted(m2.clone());
     let reader = std::sync::Arc::new(std::fs::File::open(m2.join("lower")).unwrap());
     let r = reader.clone();
@@ -690,10 +689,7 @@ fn without_privilege_whiteouts_are_files_and_io_uses_the_writeback_cache() {
     assert!(!u.join("remade/old").exists());
     assert_eq!(std::fs::metadata(u.join("big")).unwrap().len(), 16 * 65536);
     // The same upper, mounted by berth-unionfs as root, reads the same.
-    mount_unionfs(
-        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
-        &m,
-    );
+    mount_unionfs(&opts(&l, &u, &w, ""), &m);
     let _m = Mounted(m.clone());
     let mut names: Vec<String> = std::fs::read_dir(&m)
         .unwrap()
@@ -722,15 +718,7 @@ fn an_unprivileged_write_clears_set_id_bits() {
             std::fs::write(l.join(name), "#!/bin/sh\n").unwrap();
             std::fs::set_permissions(l.join(name), std::fs::Permissions::from_mode(0o6777)).unwrap();
         }
-        mount_unionfs(
-            &format!(
-                "lowerdir={},upperdir={},workdir={},passthrough={passthrough}",
-                l.display(),
-                u.display(),
-                w.display()
-            ),
-            &m,
-        );
+        mount_unionfs(&opts(&l, &u, &w, &format!("passthrough={passthrough}")), &m);
         let _m = Mounted(m.clone());
         let out = Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
@@ -844,11 +832,7 @@ fn posix_conformance_with_pjdfstest() {
     }
     let [l, ku, kw, k, bu, bw, b] = names;
     let kernel = {
-        let _k = mount_overlay(
-            &k,
-            &format!("lowerdir={},upperdir={},workdir={}", l.display(), ku.display(), kw.display()),
-            false,
-        );
+        let _k = mount_overlay(&k, &opts(&l, &ku, &kw, ""), false);
         run_pjdfstest(&k, &config)
     };
     for (passthrough, uring) in [("on", "on"), ("off", "on"), ("on", "off")] {
@@ -856,15 +840,7 @@ fn posix_conformance_with_pjdfstest() {
             std::fs::remove_dir_all(d).unwrap();
             std::fs::create_dir(d).unwrap();
         }
-        mount_unionfs(
-            &format!(
-                "lowerdir={},upperdir={},workdir={},passthrough={passthrough}",
-                l.display(),
-                bu.display(),
-                bw.display()
-            ),
-            &b,
-        );
+        mount_unionfs(&opts(&l, &bu, &bw, &format!("passthrough={passthrough},uring={uring}")), &b);
         let _b = Mounted(b.clone());
         let berth = run_pjdfstest(&b, &config);
         println!(
@@ -920,19 +896,11 @@ fn requests_are_served_over_io_uring_on_the_callers_cpu() {
     }
     let (_dir, [l, u, w, m]) = union_dirs();
     std::fs::write(l.join("f"), "x").unwrap();
-    mount_unionfs(
-        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
-        &m,
-    );
+    mount_unionfs(&opts(&l, &u, &w, ""), &m);
     let _m = Mounted(m.clone());
     let pid = daemon_pid(&m).expect("daemon running");
     // Pinned to CPU 0, each request lands on queue 0.
-    // SAFETY: a zeroed cpu_set_t is valid; it is ours.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(0, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+    pin_to_cpu0();
     let f = m.join("f");
     // The first requests may come before every queue is registered.
     for _ in 0..20 {
@@ -975,29 +943,18 @@ fn a_long_copy_up_does_not_hold_up_other_requests_from_its_cpu() {
     let big = vec![5u8; 256 << 20];
     std::fs::write(l.join("big"), &big).unwrap();
     std::fs::write(l.join("small"), "x").unwrap();
-    mount_unionfs(
-        &format!("lowerdir={},upperdir={},workdir={}", l.display(), u.display(), w.display()),
-        &m,
-    );
+    mount_unionfs(&opts(&l, &u, &w, ""), &m);
     let _m = Mounted(m.clone());
-    let pin0 = || {
-        // SAFETY: a zeroed cpu_set_t is valid; it is ours.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
-    };
     let (mb, ms) = (m.join("big"), m.join("small"));
     let copier = std::thread::spawn(move || {
-        pin0();
+        pin_to_cpu0();
         // Opening for append copies 256 MiB up and flushes it.
         let _f = std::fs::OpenOptions::new().append(true).open(&mb).unwrap();
         std::time::Instant::now()
     });
     std::thread::sleep(std::time::Duration::from_millis(30));
     let reader = std::thread::spawn(move || {
-        pin0();
+        pin_to_cpu0();
         for _ in 0..20 {
             assert_eq!(xattr::get(&ms, "user.none").unwrap(), None);
             std::fs::metadata(&ms).unwrap();
@@ -1018,15 +975,7 @@ fn mmap_writes_reach_the_upper_and_inode_numbers_hold() {
     for passthrough in ["on", "off"] {
         let (_dir, [l, u, w, m]) = union_dirs();
         std::fs::write(l.join("mapped"), vec![b'a'; 8192]).unwrap();
-        mount_unionfs(
-            &format!(
-                "lowerdir={},upperdir={},workdir={},passthrough={passthrough}",
-                l.display(),
-                u.display(),
-                w.display()
-            ),
-            &m,
-        );
+        mount_unionfs(&opts(&l, &u, &w, &format!("passthrough={passthrough}")), &m);
         let _m = Mounted(m.clone());
         let ino = std::fs::metadata(m.join("mapped")).unwrap().ino();
         let f = std::fs::OpenOptions::new().read(true).write(true).open(m.join("mapped")).unwrap();

@@ -253,16 +253,7 @@ fn filter_query(list: &[String]) -> Result<String, String> {
         return Ok(String::new());
     }
     let json = serde_json::to_string(&m).map_err(|e| e.to_string())?;
-    let encoded: String = json
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let encoded = encode(&json);
     Ok(format!("?filters={encoded}"))
 }
 

@@ -37,73 +37,57 @@ pub fn load(store: &ImageStore, body: &[u8]) -> Result<String, Failure> {
     Ok(out)
 }
 
-fn created(store: &ImageStore, image: &Image) -> (i64, String) {
-    // The configuration's own creation time when it has one.
-    let cfg = store.config(image).unwrap_or_default();
-    match cfg["created"].as_str() {
-        Some(c) => (image.loaded, c.to_string()),
-        None => (image.loaded, rfc3339(image.loaded)),
-    }
+/// The configuration's own creation time, else when the image was loaded.
+fn created(cfg: &Value, image: &Image) -> String {
+    cfg["created"].as_str().map(str::to_string).unwrap_or_else(|| rfc3339(image.loaded))
 }
 
-/// `GET /images/json` with the filters `dangling` (true: images without a
-/// name) and `reference` (a name, with or without its tag).
-pub fn list_filtered(store: &ImageStore, filters: &std::collections::BTreeMap<String, Vec<String>>) -> Value {
-    let all = list(store);
-    let keep = |i: &Value| -> bool {
-        let tags: Vec<String> = i["RepoTags"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|t| t.as_str().map(str::to_string))
-            .collect();
-        filters.iter().all(|(k, values)| {
-            values.iter().any(|v| match k.as_str() {
-                "dangling" => (v == "true" || v == "1") == tags.is_empty(),
-                "reference" => {
-                    let with_tag = crate::image::reference::normalize(v);
-                    tags.iter().any(|t| {
-                        Some(t) == with_tag.as_ref()
-                            || (!v.contains(':')
-                                && t.rsplit_once(':').map(|(r, _)| r)
-                                    == with_tag.as_deref().and_then(|w| w.rsplit_once(':')).map(|(r, _)| r))
-                    })
-                }
-                _ => false,
-            })
+/// The repository of a `name:tag`.
+fn repository(name: &str) -> &str {
+    name.rsplit_once(':').map(|(r, _)| r).unwrap_or(name)
+}
+
+/// Whether an image named `tags` passes Docker's image filters:
+/// `dangling` (true: no name) and `reference` (a name, with or without
+/// its tag).
+fn passes(tags: &[String], filters: &std::collections::BTreeMap<String, Vec<String>>) -> bool {
+    filters.iter().all(|(k, values)| {
+        values.iter().any(|v| match k.as_str() {
+            "dangling" => (v == "true" || v == "1") == tags.is_empty(),
+            "reference" => {
+                let tagged = v.rsplit('/').next().is_some_and(|last| last.contains(':'));
+                crate::image::reference::normalize(v)
+                    .is_some_and(|w| tags.iter().any(|t| if tagged { *t == w } else { repository(t) == repository(&w) }))
+            }
+            _ => false,
         })
-    };
-    Value::Array(
-        all.as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|i| keep(i))
-            .collect(),
-    )
+    })
 }
 
-/// `GET /images/json`.
-pub fn list(store: &ImageStore) -> Value {
+/// `GET /images/json`, filtered (see [`passes`]).
+pub fn list(store: &ImageStore, filters: &std::collections::BTreeMap<String, Vec<String>>) -> Value {
+    let repos = store.repositories();
     let out: Vec<Value> = store
         .images()
         .iter()
-        .map(|i| {
-            let (secs, _) = created(store, i);
+        .filter_map(|i| {
+            let tags: Vec<String> = repos.iter().filter(|(_, id)| **id == i.id).map(|(name, _)| name.clone()).collect();
+            if !passes(&tags, filters) {
+                return None;
+            }
             let cfg = store.config(i).unwrap_or_default();
-            json!({
+            Some(json!({
                 "Id": i.id,
                 "ParentId": "",
-                "RepoTags": store.tags_of(&i.id),
+                "RepoTags": tags,
                 "RepoDigests": [],
-                "Created": secs,
+                "Created": i.loaded,
                 "Size": i.size,
                 "SharedSize": -1,
                 "VirtualSize": i.size,
                 "Labels": cfg["config"]["Labels"].clone(),
                 "Containers": -1,
-            })
+            }))
         })
         .collect();
     Value::Array(out)
@@ -113,7 +97,7 @@ pub fn list(store: &ImageStore) -> Value {
 pub fn inspect(store: &ImageStore, reference: &str) -> Result<Value, Failure> {
     let i = store.resolve(reference).map_err(failure)?;
     let cfg = store.config(&i).map_err(failure)?;
-    let (_, created) = created(store, &i);
+    let created = created(&cfg, &i);
     Ok(json!({
         "Id": i.id,
         "RepoTags": store.tags_of(&i.id),

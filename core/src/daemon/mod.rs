@@ -199,7 +199,7 @@ fn kernel_version() -> String {
 }
 
 /// GOARCH's name for this machine, as Docker clients expect.
-fn goarch() -> &'static str {
+pub(crate) fn goarch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -259,7 +259,7 @@ fn info(d: &Daemon) -> Value {
 }
 
 /// Bytes a directory tree takes on disk.
-fn disk_usage(p: &std::path::Path) -> u64 {
+pub(crate) fn disk_usage(p: &std::path::Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = p.symlink_metadata() else { return 0 };
     let own = m.blocks() * 512;
@@ -277,7 +277,7 @@ fn disk_usage(p: &std::path::Path) -> u64 {
 /// `GET /system/df`: images, containers (none yet), volumes and the
 /// build cache (none), with their sizes.
 fn system_df(d: &Daemon) -> Value {
-    let images = images::list(&d.images);
+    let images = images::list(&d.images, &Default::default());
     let layers_size: u64 = d.images.images().iter().map(|i| i.size).sum();
     let volumes: Vec<Value> = d
         .volumes
@@ -331,7 +331,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             Err((status, message)) => error(status, message),
         },
         (&Method::GET, ["images", "json"]) => match f.and_then(|f| only_filters(&f, &["dangling", "reference"]).map(|_| f)) {
-            Ok(f) => json_reply(StatusCode::OK, &images::list_filtered(&d.images, &f)),
+            Ok(f) => json_reply(StatusCode::OK, &images::list(&d.images, &f)),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {

@@ -243,7 +243,10 @@ impl Volumes {
         let mut reclaimed = 0u64;
         for v in listed["Volumes"].as_array().cloned().unwrap_or_default() {
             let name = v["Name"].as_str().unwrap_or_default().to_string();
-            let size = v["Mountpoint"].as_str().map(|p| tree_size(std::path::Path::new(p))).unwrap_or(0);
+            let size = v["Mountpoint"]
+                .as_str()
+                .map(|p| super::disk_usage(std::path::Path::new(p)))
+                .unwrap_or(0);
             if self.remove(registry, &name, false).is_ok() {
                 reclaimed += size;
                 deleted.push(name);
@@ -251,20 +254,6 @@ impl Volumes {
         }
         Ok(json!({ "VolumesDeleted": deleted, "SpaceReclaimed": reclaimed }))
     }
-}
-
-fn tree_size(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = p.symlink_metadata() else { return 0 };
-    if !m.is_dir() {
-        return m.blocks() * 512;
-    }
-    std::fs::read_dir(p)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| tree_size(&e.path()))
-        .sum::<u64>()
 }
 
 /// A name for a volume created without one: 64 hex digits, as Docker's.

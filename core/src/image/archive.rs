@@ -83,19 +83,25 @@ pub fn load(store: &ImageStore, input: impl Read) -> Result<Vec<(String, Vec<Str
 /// else decompressed into `scratch` (a layer's diffID and kept tarball are
 /// the uncompressed stream's).
 fn plain_layer(path: &Path, scratch: &Path) -> Result<std::path::PathBuf> {
+    if !berth_fs::layer::apply::is_compressed(path).map_err(|e| ImageError::io("read", path, e))? {
+        return Ok(path.to_path_buf());
+    }
     let f = std::fs::File::open(path).map_err(|e| ImageError::io("open", path, e))?;
-    let mut buffered = std::io::BufReader::new(f);
-    let head = std::io::BufRead::fill_buf(&mut buffered).map_err(|e| ImageError::io("read", path, e))?;
-    let mut plain: Box<dyn Read> = match berth_fs::layer::apply::Compression::sniff(head) {
-        berth_fs::layer::apply::Compression::None => return Ok(path.to_path_buf()),
-        berth_fs::layer::apply::Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        berth_fs::layer::apply::Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| ImageError::Invalid(format!("zstd: {e}")))?)
-        }
-    };
+    let mut plain = berth_fs::layer::apply::decompressed(f).map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))?;
     let mut out = std::fs::File::create(scratch).map_err(|e| ImageError::io("create", scratch, e))?;
     std::io::copy(&mut plain, &mut out).map_err(|e| ImageError::Invalid(format!("{}: {e}", path.display())))?;
     Ok(scratch.to_path_buf())
+}
+
+/// A tar header for a regular file of `len` bytes, owned by root, dated 0.
+fn file_header(len: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(len);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h
 }
 
 /// `docker save`: writes the images `references` name as one
@@ -118,13 +124,7 @@ pub fn save(store: &ImageStore, references: &[String], out: impl std::io::Write)
     let add = |tar: &mut tar::Builder<_>, name: &str, path: &Path| -> Result<()> {
         let mut f = std::fs::File::open(path).map_err(|e| ImageError::io("open", path, e))?;
         let len = f.metadata().map_err(|e| ImageError::io("stat", path, e))?.len();
-        let mut h = tar::Header::new_gnu();
-        h.set_size(len);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        tar.append_data(&mut h, name, &mut f)
+        tar.append_data(&mut file_header(len), name, &mut f)
             .map_err(|e| ImageError::io("write archive", path, e))
     };
     for (image, tags) in &images {
@@ -148,13 +148,7 @@ pub fn save(store: &ImageStore, references: &[String], out: impl std::io::Write)
         manifest.push(serde_json::json!({ "Config": config_name, "RepoTags": tags, "Layers": layers }));
     }
     let json = serde_json::to_vec(&manifest).map_err(|e| ImageError::Storage(e.to_string()))?;
-    let mut h = tar::Header::new_gnu();
-    h.set_size(json.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    tar.append_data(&mut h, "manifest.json", json.as_slice())
+    tar.append_data(&mut file_header(json.len() as u64), "manifest.json", json.as_slice())
         .map_err(|e| ImageError::io("write archive", "manifest.json", e))?;
     tar.finish().map_err(|e| ImageError::io("write archive", "", e))
 }
@@ -166,15 +160,7 @@ pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: 
     let scratch = store.scratch()?;
     let layer = scratch.path().join("layer.tar");
     // The layer is kept uncompressed: its diffID is the digest of that.
-    let mut buffered = std::io::BufReader::new(input);
-    let head = std::io::BufRead::fill_buf(&mut buffered).map_err(|e| ImageError::Invalid(format!("reading the tarball: {e}")))?;
-    let mut plain: Box<dyn Read> = match berth_fs::layer::apply::Compression::sniff(head) {
-        berth_fs::layer::apply::Compression::None => Box::new(buffered),
-        berth_fs::layer::apply::Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        berth_fs::layer::apply::Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| ImageError::Invalid(format!("zstd: {e}")))?)
-        }
-    };
+    let mut plain = berth_fs::layer::apply::decompressed(input).map_err(|e| ImageError::Invalid(format!("reading the tarball: {e}")))?;
     let mut out = std::fs::File::create(&layer).map_err(|e| ImageError::io("create", &layer, e))?;
     let mut hashing = berth_fs::digest::HashingWriter::new(&mut out);
     std::io::copy(&mut plain, &mut hashing).map_err(|e| ImageError::Invalid(format!("reading the tarball: {e}")))?;
@@ -185,7 +171,7 @@ pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: 
         .unwrap_or_default();
     let created = crate::daemon::rfc3339(now.as_secs() as i64).replace('Z', &format!(".{:09}Z", now.subsec_nanos()));
     let config = serde_json::json!({
-        "architecture": match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", a => a },
+        "architecture": crate::daemon::goarch(),
         "os": "linux",
         "created": created,
         "config": {},

@@ -47,11 +47,7 @@ impl OverlayDriver {
     /// A driver whose layers are mounted by `mounter`.
     pub fn with_mounter(home: impl Into<PathBuf>, mounter: Mounter) -> Result<OverlayDriver> {
         let home = home.into();
-        std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
-        // Layers keep set-id files and capabilities: nobody else walks in
-        // (a local user could otherwise run them from here).
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(|e| DriverError::io("chmod", &home, e))?;
+        crate::private_home(&home)?;
         Ok(OverlayDriver {
             home,
             mounter,

@@ -30,11 +30,7 @@ pub struct VfsDriver {
 impl VfsDriver {
     pub fn new(home: impl Into<PathBuf>) -> Result<VfsDriver> {
         let home = home.into();
-        std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
-        // Layers keep set-id files and capabilities: nobody else walks in
-        // (a local user could otherwise run them from here).
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(|e| DriverError::io("chmod", &home, e))?;
+        crate::private_home(&home)?;
         Ok(VfsDriver {
             home,
             uses: Uses::default(),

@@ -87,14 +87,27 @@ pub fn apply_onto(input: impl Read, root: &Path, whiteouts: WhiteoutFormat) -> R
     apply_into(input, root, whiteouts)
 }
 
-fn apply_into(input: impl Read, root: &Path, whiteouts: WhiteoutFormat) -> Result<Applied, LayerError> {
+/// The uncompressed stream of a layer tarball that may be plain, gzip or
+/// zstd (told apart by its first bytes).
+pub fn decompressed<'a>(input: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::new(input);
-    let head = buffered.fill_buf().map_err(|e| LayerError::io("read layer", root, e))?;
-    let decompressed: Box<dyn Read> = match Compression::sniff(head) {
+    let head = buffered.fill_buf()?;
+    Ok(match Compression::sniff(head) {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| LayerError::io("zstd", root, e))?),
-    };
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
+    })
+}
+
+/// Whether the stream starts as a compressed one.
+pub fn is_compressed(path: &Path) -> io::Result<bool> {
+    let mut head = [0u8; 4];
+    let n = std::fs::File::open(path)?.read(&mut head)?;
+    Ok(Compression::sniff(&head[..n]) != Compression::None)
+}
+
+fn apply_into(input: impl Read, root: &Path, whiteouts: WhiteoutFormat) -> Result<Applied, LayerError> {
+    let decompressed = decompressed(input).map_err(|e| LayerError::io("read layer", root, e))?;
     let mut hashing = HashingReader::new(decompressed);
     let mut dirs: Vec<(PathBuf, i64, i64)> = Vec::new();
     // What this layer itself wrote, which an opaque marker must keep.

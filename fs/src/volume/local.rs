@@ -51,10 +51,7 @@ fn mount_options(o: &str) -> (nix::mount::MsFlags, String) {
 
 impl LocalDriver {
     pub fn new(home: PathBuf) -> Result<LocalDriver> {
-        std::fs::create_dir_all(&home).map_err(|e| DriverError::io("create", &home, e))?;
-        // Volume data is the containers' business only.
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .map_err(|e| DriverError::io("chmod", &home, e))?;
+        crate::private_home(&home)?;
         Ok(LocalDriver {
             home,
             mounts: Mutex::new(HashMap::new()),
