@@ -2,4 +2,5 @@
 
 pub mod apparmor;
 pub mod capabilities;
+pub mod default_profile;
 pub mod seccomp;
