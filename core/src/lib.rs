@@ -5,9 +5,12 @@
 //! its API. Binaries live in `src/bin/`.
 
 pub mod client;
+pub mod container;
 pub mod daemon;
 pub mod drivers;
 pub mod image;
+pub mod monitor;
 pub mod runtime;
 pub mod security;
 pub mod sys;
+pub mod time;

@@ -10,7 +10,8 @@ static NEXT: AtomicU64 = AtomicU64::new(0);
 /// Writes `data` to `path` atomically: a temporary file in the same
 /// directory, fsync, rename over the target, fsync of the directory.
 pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name lives in the current directory.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(
         ".{name}.{}.{}.tmp",

@@ -30,16 +30,19 @@ pub(crate) fn private_home(home: &Path) -> berth_plugin::error::Result<()> {
     std::fs::set_permissions(home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(|e| DriverError::io("chmod", home, e))
 }
 
-/// The berth-unionfs program: beside the running binary when installed
-/// together, else found in PATH.
-pub fn unionfs_program() -> std::path::PathBuf {
-    let beside = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(|d| d.join("berth-unionfs")));
+/// A berth program: beside the running binary when installed together,
+/// else found in PATH.
+pub fn program(name: &str) -> std::path::PathBuf {
+    let beside = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join(name)));
     match beside {
         Some(p) if p.is_file() => p,
-        _ => "berth-unionfs".into(),
+        _ => name.into(),
     }
+}
+
+/// The berth-unionfs program (see [`program`]).
+pub fn unionfs_program() -> std::path::PathBuf {
+    program("berth-unionfs")
 }
 
 /// Registers every built-in storage and volume driver, each keeping its

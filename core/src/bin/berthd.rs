@@ -1,7 +1,7 @@
 //! berthd: the berth engine daemon. Serves the Docker Engine API subset
 //! on a UNIX socket (default /run/berth/berth.sock, mode 0660).
 //!
-//! Usage: berthd [-H unix:///path/to.sock] [--data-root DIR]
+//! Usage: berthd [-H unix:///path/to.sock] [--data-root DIR] [--exec-root DIR]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -21,6 +21,10 @@ struct Args {
     /// Where images, containers and volumes live.
     #[arg(long = "data-root", default_value = "/var/lib/berth")]
     data_root: PathBuf,
+    /// Where state that ends with the machine lives (the runtime's state,
+    /// the monitors' sockets).
+    #[arg(long = "exec-root", default_value = "/run/berth")]
+    exec_root: PathBuf,
 }
 
 fn socket_path(host: &str) -> Result<PathBuf> {
@@ -65,7 +69,10 @@ fn run(args: Args) -> Result<()> {
     runtime.block_on(async {
         let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).with_context(|| format!("chmod {}", socket.display()))?;
-        let daemon = Arc::new(berth_core::daemon::Daemon::new(args.data_root.clone())?);
+        let daemon = Arc::new(berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone())?);
+        // Containers that kept running while berthd was away are followed
+        // again before the first request is answered.
+        berth_core::daemon::containers::restore(&daemon).await;
         tokio::select! {
             r = berth_core::daemon::serve(listener, daemon) => r.context("serve the API"),
             _ = tokio::signal::ctrl_c() => Ok(()),

@@ -1,4 +1,4 @@
-//! The image endpoints: `/images/load`, `/images/json`,
+//! The image endpoints: `/images/load`, `/images/get`, `/images/json`,
 //! `/images/{name}/json`, `/images/{name}/tag`, `DELETE /images/{name}`.
 
 use hyper::StatusCode;
@@ -9,7 +9,7 @@ use crate::image::{archive, Image, ImageError, ImageStore};
 
 pub type Failure = (StatusCode, String);
 
-fn failure(e: ImageError) -> Failure {
+pub fn failure(e: ImageError) -> Failure {
     let status = match &e {
         ImageError::NotFound(_) => StatusCode::NOT_FOUND,
         ImageError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -19,8 +19,9 @@ fn failure(e: ImageError) -> Failure {
     (status, e.to_string())
 }
 
-/// `POST /images/load`: a docker-archive in the body; answers Docker's
-/// JSON message stream.
+/// `POST /images/load`: a docker-archive, an OCI image layout tarball
+/// (skopeo's `oci-archive:`) or the two in one (what `save` writes) in
+/// the body; answers Docker's JSON message stream.
 pub fn load(store: &ImageStore, body: &[u8]) -> Result<String, Failure> {
     let loaded = archive::load(store, body).map_err(failure)?;
     let mut out = String::new();
@@ -138,8 +139,9 @@ pub fn remove(store: &ImageStore, reference: &str, force: bool) -> Result<Value,
     Ok(Value::Array(done.into_iter().map(|(k, v)| json!({ k: v })).collect()))
 }
 
-/// `GET /images/{name}/get` and `GET /images/get?names=...`: a
-/// docker-archive of the images.
+/// `GET /images/{name}/get` and `GET /images/get?names=...`: one tarball
+/// of the images that is both a docker-archive and an OCI image layout,
+/// as Docker 25's.
 pub fn save(store: &ImageStore, names: &[String]) -> Result<Vec<u8>, Failure> {
     if names.is_empty() {
         return Err((StatusCode::BAD_REQUEST, "no images to save".into()));
@@ -182,25 +184,7 @@ pub fn history(store: &ImageStore, reference: &str) -> Result<Value, Failure> {
     Ok(Value::Array(out))
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC time (`YYYY-MM-DDTHH:MM:SS...`);
-/// 0 when it does not parse.
-fn parse_rfc3339(t: &str) -> i64 {
-    let num = |r: std::ops::Range<usize>| t.get(r).and_then(|s| s.parse::<i64>().ok());
-    let (Some(y), Some(m), Some(d), Some(hh), Some(mm), Some(ss)) =
-        (num(0..4), num(5..7), num(8..10), num(11..13), num(14..16), num(17..19))
-    else {
-        return 0;
-    };
-    // days_from_civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hh * 3600 + mm * 60 + ss
-}
+use crate::time::parse_secs as parse_rfc3339;
 
 /// `POST /images/create?fromSrc=-&repo=R&tag=T` with a root filesystem
 /// tarball as the body (`docker import`); answers Docker's message stream.
@@ -233,15 +217,4 @@ pub fn prune(store: &ImageStore, all: bool) -> Result<Value, Failure> {
         "ImagesDeleted": deleted.iter().map(|id| json!({ "Deleted": id })).collect::<Vec<_>>(),
         "SpaceReclaimed": reclaimed,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_parses_back() {
-        for secs in [0, 951_782_400, 1_795_392_000, 1_795_430_123] {
-            assert_eq!(super::parse_rfc3339(&super::rfc3339(secs)), secs);
-        }
-        assert_eq!(super::parse_rfc3339("garbage"), 0);
-    }
 }

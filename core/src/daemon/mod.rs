@@ -7,6 +7,9 @@
 //! modules.
 
 pub mod api;
+pub mod attach;
+pub mod body;
+pub mod containers;
 pub mod images;
 pub mod volumes;
 
@@ -14,7 +17,7 @@ use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
@@ -22,47 +25,45 @@ use serde_json::{json, Value};
 /// The daemon: its data root, its drivers and its objects.
 pub struct Daemon {
     pub data_root: PathBuf,
+    /// Where state that dies with the machine lives: the runtime's root
+    /// and the monitors' sockets.
+    pub exec_root: PathBuf,
     pub started: std::time::SystemTime,
     pub registry: berth_plugin::Registry,
     pub volumes: volumes::Volumes,
     pub images: crate::image::ImageStore,
+    pub containers: crate::container::Containers,
+    /// The berth-runtime and berth-monitor programs.
+    pub runtime: PathBuf,
+    pub monitor: PathBuf,
 }
 
 impl Daemon {
-    /// A daemon over `data_root`, with every built-in driver.
-    pub fn new(data_root: PathBuf) -> anyhow::Result<Daemon> {
+    /// A daemon over `data_root` and `exec_root`, with every built-in driver.
+    pub fn new(data_root: PathBuf, exec_root: PathBuf) -> anyhow::Result<Daemon> {
         use anyhow::Context;
         let registry = crate::drivers::builtin_registry(&data_root).context("set up the built-in drivers")?;
         let volumes = volumes::Volumes::new(&data_root).context("set up the volume records")?;
         let graph_name = berth_fs::graph::DEFAULT_GRAPH_DRIVER;
         let graph = registry.graph(graph_name).context("the default graph driver")?;
         let images = crate::image::ImageStore::open(&data_root, graph, graph_name).context("set up the image store")?;
+        let containers = crate::container::Containers::open(&data_root).context("load the containers")?;
+        std::fs::create_dir_all(exec_root.join("netns")).with_context(|| format!("create {}", exec_root.display()))?;
         Ok(Daemon {
             data_root,
+            exec_root,
             started: std::time::SystemTime::now(),
             registry,
             volumes,
             images,
+            containers,
+            runtime: berth_fs::program("berth-runtime"),
+            monitor: berth_fs::program("berth-monitor"),
         })
     }
 }
 
-/// Seconds since the epoch as RFC 3339 in UTC, as Docker prints times.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // The civil date of a day count (Howard Hinnant's days_from_civil, inverted).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use crate::time::rfc3339;
 
 /// Percent-decodes a path segment or query value (`+` is a space).
 fn decode(s: &str) -> String {
@@ -101,7 +102,7 @@ fn query(uri: &hyper::Uri) -> std::collections::BTreeMap<String, String> {
 
 /// Docker's `filters` parameter: `{"key": ["v"]}` or the older
 /// `{"key": {"v": true}}`.
-fn filters(q: &std::collections::BTreeMap<String, String>) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
+pub(crate) fn filters(q: &std::collections::BTreeMap<String, String>) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
     let Some(raw) = q.get("filters").filter(|f| !f.is_empty()) else {
         return Ok(Default::default());
     };
@@ -124,14 +125,14 @@ fn filters(q: &std::collections::BTreeMap<String, String>) -> Result<std::collec
 
 /// Refuses filters a route does not understand: ignoring one would make
 /// a prune take more than asked, or a listing show more.
-fn only_filters(f: &std::collections::BTreeMap<String, Vec<String>>, known: &[&str]) -> Result<(), String> {
+pub(crate) fn only_filters(f: &std::collections::BTreeMap<String, Vec<String>>, known: &[&str]) -> Result<(), String> {
     match f.keys().find(|k| !known.contains(&k.as_str())) {
         Some(k) => Err(format!("invalid filter '{k}'")),
         None => Ok(()),
     }
 }
 
-fn truthy(q: &std::collections::BTreeMap<String, String>, key: &str) -> bool {
+pub(crate) fn truthy(q: &std::collections::BTreeMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | ""))
 }
 
@@ -147,7 +148,7 @@ fn names_query(raw: &str) -> Vec<String> {
 fn tarball(r: Result<Vec<u8>, (StatusCode, String)>) -> Reply {
     match r {
         Ok(bytes) => {
-            let mut reply = Response::new(Full::new(Bytes::from(bytes)));
+            let mut reply = Response::new(body::full(Bytes::from(bytes)));
             reply
                 .headers_mut()
                 .insert("content-type", "application/x-tar".parse().expect("static header"));
@@ -164,10 +165,13 @@ fn answer(r: Result<(StatusCode, Value), volumes::Failure>) -> Reply {
     }
 }
 
-type Reply = Response<Full<Bytes>>;
+pub(crate) type Reply = Response<body::Body>;
 
-fn json_reply(status: StatusCode, v: &Value) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+/// An API failure: status and message.
+pub type Failure = (StatusCode, String);
+
+pub(crate) fn json_reply(status: StatusCode, v: &Value) -> Reply {
+    let mut r = Response::new(body::full(Bytes::from(v.to_string())));
     *r.status_mut() = status;
     r.headers_mut()
         .insert("content-type", "application/json".parse().expect("static header"));
@@ -230,9 +234,13 @@ fn info(d: &Daemon) -> Value {
     let uname = nix::sys::utsname::uname().ok();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let mem = nix::sys::sysinfo::sysinfo().map(|s| s.ram_total()).unwrap_or(0);
+    let states: Vec<String> = d.containers.all().iter().map(|e| e.record().state.status.clone()).collect();
     json!({
         "ID": "berth",
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": states.len(),
+        "ContainersRunning": states.iter().filter(|s| *s == "running").count(),
+        "ContainersPaused": states.iter().filter(|s| *s == "paused").count(),
+        "ContainersStopped": states.iter().filter(|s| *s != "running" && *s != "paused").count(),
         "Images": d.images.images().len(),
         "Driver": berth_fs::graph::DEFAULT_GRAPH_DRIVER,
         "DriverStatus": [],
@@ -294,10 +302,27 @@ fn system_df(d: &Daemon) -> Value {
     json!({
         "LayersSize": layers_size,
         "Images": images,
-        "Containers": [],
+        "Containers": containers::list(d, true, None, &Default::default()).unwrap_or_default(),
         "Volumes": volumes,
         "BuildCache": [],
     })
+}
+
+/// The containers made from the image `reference` names.
+fn image_users(d: &Daemon, reference: &str) -> Vec<String> {
+    let Ok(image) = d.images.resolve(reference) else { return vec![] };
+    // Untagging one name of several leaves the image: nothing to refuse.
+    let tags = d.images.tags_of(&image.id);
+    if tags.len() > 1 && crate::image::reference::normalize(reference).is_some_and(|n| tags.contains(&n)) {
+        return vec![];
+    }
+    d.containers
+        .all()
+        .iter()
+        .map(|e| e.snapshot())
+        .filter(|r| r.image == image.id)
+        .map(|r| r.short_id().to_string())
+        .collect()
 }
 
 /// Answers one request.
@@ -312,18 +337,26 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     let method = req.method().clone();
     let q = query(req.uri());
     let raw_query = req.uri().query().unwrap_or("").to_string();
+    let decoded: Vec<String> = route.trim_start_matches('/').split('/').map(decode).collect();
+    // attach takes the connection over, so it gets the request itself.
+    if let (&Method::POST, ["containers", key, "attach"]) = (&method, decoded.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+        let reply = match d.containers.find(key) {
+            Ok(e) => attach::attach(d.clone(), e, &q, req).await,
+            Err(e) => Err(containers::failure(e)),
+        };
+        return Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
+    }
     // The body is read whole for the routes that take one.
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(decorate(error(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")))),
     };
-    let decoded: Vec<String> = route.trim_start_matches('/').split('/').map(decode).collect();
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let f = filters(&q);
     let reply = match (&method, segments.as_slice()) {
         (&Method::POST, ["images", "load"]) => match images::load(&d.images, &body) {
             Ok(stream) => {
-                let mut r = Response::new(Full::new(Bytes::from(stream)));
+                let mut r = Response::new(body::full(Bytes::from(stream)));
                 r.headers_mut()
                     .insert("content-type", "application/json".parse().expect("static header"));
                 r
@@ -337,7 +370,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {
             match images::import(&d.images, &body, q.get("repo"), q.get("tag"), q.get("message")) {
                 Ok(stream) => {
-                    let mut r = Response::new(Full::new(Bytes::from(stream)));
+                    let mut r = Response::new(body::full(Bytes::from(stream)));
                     r.headers_mut()
                         .insert("content-type", "application/json".parse().expect("static header"));
                     r
@@ -365,16 +398,25 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         (&Method::POST, [ref rest @ .., "tag"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
             match images::tag(&d.images, &rest[1..].join("/"), q.get("repo"), q.get("tag")) {
                 Ok(()) => {
-                    let mut r = Response::new(Full::new(Bytes::new()));
+                    let mut r = Response::new(body::full(Bytes::new()));
                     *r.status_mut() = StatusCode::CREATED;
                     r
                 }
                 Err((status, message)) => error(status, message),
             }
         }
+        (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() && !image_users(&d, &rest.join("/")).is_empty() => error(
+            StatusCode::CONFLICT,
+            format!(
+                "conflict: unable to remove repository reference \"{}\" - container {} is using its referenced image",
+                rest.join("/"),
+                image_users(&d, &rest.join("/")).join(", ")
+            ),
+        ),
         (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => {
             answer(images::remove(&d.images, &rest.join("/"), truthy(&q, "force")).map(|v| (StatusCode::OK, v)))
         }
+        (_, ["containers", rest @ ..]) => containers::route(&d, &method, rest, &q, &body).await,
         (&Method::POST, ["volumes", "create"]) => answer(d.volumes.create(&d.registry, &body)),
         (&Method::GET, ["volumes"]) => match f.and_then(|f| only_filters(&f, &["name", "label", "driver", "dangling"]).map(|_| f)) {
             Ok(f) => answer(d.volumes.list(&d.registry, &f).map(|v| (StatusCode::OK, v))),
@@ -385,9 +427,16 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (&Method::GET, ["volumes", name]) => answer(d.volumes.inspect(&d.registry, name).map(|v| (StatusCode::OK, v))),
+        (&Method::DELETE, ["volumes", name]) if !containers::volume_users(&d, name).is_empty() => error(
+            StatusCode::CONFLICT,
+            format!(
+                "remove {name}: volume is in use - [{}]",
+                containers::volume_users(&d, name).join(", ")
+            ),
+        ),
         (&Method::DELETE, ["volumes", name]) => match d.volumes.remove(&d.registry, name, truthy(&q, "force")) {
             Ok(()) => {
-                let mut r = Response::new(Full::new(Bytes::new()));
+                let mut r = Response::new(body::full(Bytes::new()));
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r
             }
@@ -395,7 +444,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         },
         _ => match (&method, route.as_str()) {
             (&Method::GET | &Method::HEAD, "/_ping") => {
-                let mut r = Response::new(Full::new(Bytes::from_static(b"OK")));
+                let mut r = Response::new(body::full(Bytes::from_static(b"OK")));
                 r.headers_mut()
                     .insert("content-type", "text/plain; charset=utf-8".parse().expect("static header"));
                 r.headers_mut().insert(
@@ -432,13 +481,6 @@ pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) -> std::i
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn times_print_as_rfc3339() {
-        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::rfc3339(1_795_392_000), "2026-11-23T00:00:00Z");
-        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-    }
-
     #[test]
     fn paths_decode() {
         assert_eq!(super::decode("localhost%3A5000%2Fapp"), "localhost:5000/app");

@@ -59,13 +59,8 @@ fn failure(e: DriverError) -> Failure {
     (status_of(&e), e.to_string())
 }
 
-/// RFC 3339 time of now, UTC, as Docker prints CreatedAt.
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    super::rfc3339(secs)
+    super::rfc3339(crate::time::now_secs())
 }
 
 /// The daemon's volumes.

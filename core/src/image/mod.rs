@@ -8,6 +8,7 @@
 //! live in the graph driver under their chain IDs.
 
 pub mod archive;
+pub mod oci;
 pub mod reference;
 
 use std::collections::BTreeMap;
@@ -100,6 +101,11 @@ impl ImageStore {
 
     fn held(&self) -> std::sync::MutexGuard<'_, ()> {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The graph driver holding the layers (and containers' layers on them).
+    pub fn graph(&self) -> &Arc<dyn GraphDriver> {
+        &self.graph
     }
 
     /// A scratch directory for an operation, removed by the caller.

@@ -121,6 +121,18 @@ impl OverlayDriver {
         }
         let merged = self.dir(id).join("merged");
         std::fs::create_dir_all(&merged).map_err(|e| DriverError::io("create", &merged, e))?;
+        match std::fs::metadata(&merged).and_then(|m| Ok((m, std::fs::metadata(self.dir(id))?))) {
+            // Still mounted from before the engine restarted (a running
+            // container's root): taken over as it is.
+            Ok((m, parent)) if std::os::unix::fs::MetadataExt::dev(&m) != std::os::unix::fs::MetadataExt::dev(&parent) => {
+                return Ok(merged)
+            }
+            Ok(_) => {}
+            // A FUSE mount whose server died: cleared, then mounted anew.
+            Err(_) => {
+                let _ = umount2(&merged, MntFlags::MNT_DETACH);
+            }
+        }
         let work = self.dir(id).join("work");
         let lower_list = |dirs: &[PathBuf]| dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
         let data = if work.is_dir() {
