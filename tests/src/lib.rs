@@ -365,6 +365,8 @@ impl Berthd {
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("berthd.log"))?)
             .arg("--data-root")
             .arg(dir.join("root"))
+            .arg("--exec-root")
+            .arg(dir.join("run"))
             .spawn()?)
     }
 
@@ -414,13 +416,77 @@ impl Berthd {
         c.env("DOCKER_CONFIG", self.dir.path().join("docker-config"));
         c
     }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// Starts berthd with the busybox image loaded as `busybox:latest`.
+    pub fn with_busybox() -> Result<Berthd> {
+        let d = Berthd::start()?;
+        let archive = d.dir.path().join("busybox.tar");
+        busybox_docker_archive(&archive, &["busybox:latest"])?;
+        let o = d.berth().arg("load").arg("-i").arg(&archive).output()?;
+        anyhow::ensure!(o.status.success(), "berth load: {}", text(&o));
+        Ok(d)
+    }
+
+    /// Kills berthd and everything it left running (containers, their
+    /// monitors, FUSE mounts), as after a crash of the whole engine.
+    pub fn kill_all(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let runtime_root = self.exec_root().join("runtime");
+        for e in std::fs::read_dir(&runtime_root).into_iter().flatten().flatten() {
+            let _ = Command::new(bin("berth-runtime"))
+                .arg("--root")
+                .arg(&runtime_root)
+                .args(["delete", "--force"])
+                .arg(e.file_name())
+                .output();
+        }
+        let ours = self.dir.path().to_string_lossy().into_owned();
+        // Monitors whose containers were just deleted end on their own;
+        // any left (and FUSE servers) are killed by their command line.
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&ours) {
+                if let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() {
+                    if pid != std::process::id() as i32 {
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+                    }
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mut under: Vec<&str> = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|m| m.starts_with(&ours))
+            .collect();
+        under.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in under {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
 }
 
 impl Drop for Berthd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill_all();
     }
+}
+
+/// A command's standard output and error, for assertion messages.
+pub fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs `c`, which must succeed; its trimmed standard output.
+pub fn ok(c: &mut Command) -> String {
+    let o = c.output().expect("run the command");
+    assert!(o.status.success(), "{:?}: {}", c, text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
 /// Writes a docker-archive (what `docker save` writes) of a one-layer

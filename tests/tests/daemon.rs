@@ -4,18 +4,7 @@
 
 use std::process::Command;
 
-use berth_tests::Berthd;
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// Runs `c`, which must succeed; its trimmed standard output.
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{:?}: {}", c, text(&o));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
+use berth_tests::{ok, text, Berthd};
 
 #[test]
 fn docker_cli_and_python_sdk_talk_to_berthd() {

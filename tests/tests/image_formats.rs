@@ -7,19 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use berth_tests::Berthd;
+use berth_tests::{ok, text, Berthd};
 use serde_json::{json, Value};
-
-fn text(o: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// Runs `c`, which must succeed; its trimmed standard output.
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{:?}: {}", c, text(&o));
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
 
 /// Runs `c`, which must fail; what it printed.
 fn fails(c: &mut Command) -> String {

@@ -278,7 +278,17 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
     let Value::Object(mut cfg) = v else {
         return Err(bad("the request body must be a JSON object"));
     };
-    let hc = cfg.remove("HostConfig").filter(|h| h.is_object()).unwrap_or_else(|| json!({}));
+    let mut hc = cfg.remove("HostConfig").filter(|h| h.is_object()).unwrap_or_else(|| json!({}));
+    // What Docker fills in for a client that left it out.
+    if null_or_empty(&hc["LogConfig"]["Type"]) {
+        hc["LogConfig"] = json!({ "Type": "json-file", "Config": hc["LogConfig"]["Config"].as_object().cloned().unwrap_or_default() });
+    }
+    if null_or_empty(&hc["RestartPolicy"]["Name"]) {
+        hc["RestartPolicy"] = json!({ "Name": "no", "MaximumRetryCount": 0 });
+    }
+    if null_or_empty(&hc["NetworkMode"]) {
+        hc["NetworkMode"] = json!("default");
+    }
     cfg.remove("NetworkingConfig");
     let cfg = Value::Object(cfg);
     let image_ref = cfg["Image"]
@@ -293,6 +303,11 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
         return Err(bad("no command specified"));
     }
     check_restart_policy(&hc)?;
+    if let Some(w) = cfg["WorkingDir"].as_str().filter(|w| !w.is_empty() && !w.starts_with('/')) {
+        return Err(bad(format!(
+            "the working directory '{w}' is invalid, it needs to be an absolute path"
+        )));
+    }
     spec::own_network(&hc).map_err(bad)?;
     spec::capabilities(&hc).map_err(bad)?;
     let log_type = hc["LogConfig"]["Type"].as_str().unwrap_or("");
@@ -588,9 +603,17 @@ pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>) -> Result<StatusCode, Failure
         return Ok(StatusCode::NOT_MODIFIED);
     }
     let (d2, e2) = (d.clone(), e.clone());
-    tokio::task::spawn_blocking(move || start_blocking(&d2, &e2))
+    let started = tokio::task::spawn_blocking(move || start_blocking(&d2, &e2))
         .await
-        .map_err(|err| internal(err.to_string()))??;
+        .map_err(|err| internal(err.to_string()))?;
+    if let Err(err) = started {
+        // As Docker: a container of `run --rm` that cannot start is removed.
+        if e.record().host_config["AutoRemove"].as_bool().unwrap_or(false) {
+            drop(_op);
+            let _ = remove(d, e.clone(), true, true).await;
+        }
+        return Err(err);
+    }
     watch(d.clone(), e.clone());
     Ok(StatusCode::NO_CONTENT)
 }
@@ -681,7 +704,8 @@ async fn until_stopped(e: &Entry, limit: Duration) -> bool {
     let mut rx = e.changed.subscribe();
     let wait = async {
         loop {
-            if !e.record().state.running() || e.removed.load(Ordering::SeqCst) {
+            let st = e.record().state.clone();
+            if !st.running() && st.status != "restarting" || e.removed.load(Ordering::SeqCst) {
                 return;
             }
             if rx.changed().await.is_err() {
@@ -730,6 +754,14 @@ pub async fn kill(d: &Arc<Daemon>, e: &Entry, signal: &str) -> Result<(), Failur
 pub async fn stop(d: &Arc<Daemon>, e: &Entry, timeout: Option<i64>) -> Result<StatusCode, Failure> {
     let r = e.snapshot();
     if !r.state.running() {
+        // Between two runs of a restart policy: the next one is cancelled.
+        if r.state.status == "restarting" {
+            let _ = d.containers.update(e, |r| {
+                r.manually_stopped = true;
+                r.state.status = "exited".into();
+            });
+            return Ok(StatusCode::NO_CONTENT);
+        }
         return Ok(StatusCode::NOT_MODIFIED);
     }
     let signal = r.config["StopSignal"]

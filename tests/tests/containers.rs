@@ -1,0 +1,527 @@
+//! Containers through berthd, driven by the stock docker CLI and the
+//! Python docker SDK: run with output, exit codes and stdin, detached
+//! containers and their logs, stop/kill/rm, the default hardening,
+//! volumes, binds and tmpfs, resources, restart policies, live restore
+//! after kill -9 of berthd, and bad input. Each test runs a berthd of
+//! its own with busybox loaded.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_tests::{ok, require_root, text, Berthd};
+
+fn daemon(test: &str) -> Option<Berthd> {
+    if !require_root(test) {
+        return None;
+    }
+    Some(Berthd::with_busybox().unwrap())
+}
+
+fn docker(d: &Berthd, args: &[&str]) -> std::process::Output {
+    d.docker().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Polls `f` until it holds, for at most `secs` seconds.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn inspect(d: &Berthd, name: &str, template: &str) -> String {
+    ok(d.docker().args(["inspect", "--format", template, name]))
+}
+
+#[test]
+fn run_gives_output_exit_codes_and_stdin() {
+    let Some(d) = daemon("run_gives_output_exit_codes_and_stdin") else {
+        return;
+    };
+    let o = docker(&d, &["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(out(&o), "out");
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "err");
+    assert_eq!(ok(d.docker().args(["ps", "-aq"])), "", "--rm leaves nothing");
+
+    // -i: stdin reaches the container and its EOF ends it.
+    let mut child = d
+        .docker()
+        .args(["run", "-i", "--rm", "busybox", "sh", "-c", "wc -l; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"a\nb\nc\n").unwrap();
+    drop(child.stdin.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).split_whitespace().collect::<Vec<_>>(),
+        ["3", "done"]
+    );
+
+    // -t: a terminal inside, output raw (CR LF from the terminal).
+    let o = docker(&d, &["run", "-t", "--rm", "busybox", "sh", "-c", "tty; test -t 1 && echo isatty"]);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("/dev/pts/0\r\n") && s.contains("isatty"), "{s:?}");
+
+    // -it under a real terminal (script(1) gives the CLI one).
+    let o = Command::new("script")
+        .args(["-qec", "docker run -it --rm busybox sh -c 'stty size; exit 5'", "/dev/null"])
+        .env("DOCKER_HOST", d.host())
+        .env("COLUMNS", "100")
+        .env("LINES", "30")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+
+    // A missing command is 127, as docker's CLI reports it.
+    let o = docker(&d, &["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", text(&o));
+    assert!(text(&o).contains("executable file not found"), "{}", text(&o));
+    eventually(5, "the failed --rm container removed", || {
+        ok(d.docker().args(["ps", "-aq"])).is_empty()
+    });
+}
+
+#[test]
+fn detached_containers_log_stop_and_remove() {
+    let Some(d) = daemon("detached_containers_log_stop_and_remove") else {
+        return;
+    };
+    let id = ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done",
+    ]));
+    assert_eq!(id.len(), 64);
+    eventually(10, "three ticks", || ok(d.docker().args(["logs", "ticker"])).lines().count() >= 3);
+    assert_eq!(ok(d.docker().args(["logs", "--tail", "1", "ticker"])).lines().count(), 1);
+    let stamped = ok(d.docker().args(["logs", "-t", "ticker"]));
+    assert!(stamped.lines().next().unwrap().contains("Z tick 0"), "{stamped}");
+    let ps = ok(d.docker().args(["ps", "--format", "{{.Names}} {{.Status}}"]));
+    assert!(ps.starts_with("ticker Up"), "{ps}");
+
+    // Busy: no second container by that name, no removal while running.
+    let o = docker(&d, &["run", "-d", "--name", "ticker", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(text(&o).contains("is already in use"), "{}", text(&o));
+    let o = docker(&d, &["rm", "ticker"]);
+    assert!(
+        !o.status.success() && text(&o).contains("stop the container before removing"),
+        "{}",
+        text(&o)
+    );
+
+    // logs -f follows until the container stops.
+    let follower = d.docker().args(["logs", "-f", "ticker"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    ok(d.docker().args(["stop", "ticker"]));
+    let followed = follower.wait_with_output().unwrap();
+    let followed = String::from_utf8_lossy(&followed.stdout);
+    assert!(followed.trim_end().ends_with("bye"), "logs -f ends with the last line: {followed}");
+    assert_eq!(inspect(&d, "ticker", "{{.State.Status}} {{.State.ExitCode}}"), "exited 7");
+    let ps = ok(d.docker().args(["ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}"]));
+    assert_eq!(ps, "ticker");
+    assert_eq!(ok(d.docker().args(["ps", "-q"])), "", "nothing runs");
+
+    // Restart, kill with a signal, rename, wait, remove.
+    ok(d.docker().args(["start", "ticker"]));
+    assert_eq!(inspect(&d, "ticker", "{{.State.Running}}"), "true");
+    ok(d.docker().args(["rename", "ticker", "clock"]));
+    ok(d.docker().args(["kill", "-s", "KILL", "clock"]));
+    assert_eq!(ok(d.docker().args(["wait", "clock"])), "137");
+    let o = docker(&d, &["kill", "clock"]);
+    assert!(!o.status.success() && text(&o).contains("is not running"), "{}", text(&o));
+    ok(d.docker().args(["rm", "clock"]));
+    let o = docker(&d, &["inspect", "clock"]);
+    assert!(!o.status.success() && text(&o).contains("No such"), "{}", text(&o));
+    // The container's layer went with it.
+    let layers = std::fs::read_dir(d.data_root().join("fuse-union"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(&id))
+        .count();
+    assert_eq!(layers, 0);
+
+    // rm -f stops a running one; prune removes stopped ones.
+    ok(d.docker().args(["run", "-d", "--name", "sleeper", "busybox", "sleep", "100"]));
+    ok(d.docker().args(["run", "--name", "done", "busybox", "true"]));
+    ok(d.docker().args(["rm", "-f", "sleeper"]));
+    let pruned = ok(d.docker().args(["container", "prune", "-f"]));
+    assert!(pruned.contains("Deleted Containers"), "{pruned}");
+    assert_eq!(ok(d.docker().args(["ps", "-aq"])), "");
+}
+
+#[test]
+fn containers_get_the_default_hardening() {
+    let Some(d) = daemon("containers_get_the_default_hardening") else {
+        return;
+    };
+    let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
+                  unshare -n true 2>/dev/null && echo unshare-allowed; \
+                  mount -t tmpfs t /mnt 2>/dev/null && echo mount-allowed; \
+                  echo 1 > /proc/sys/kernel/panic 2>/dev/null && echo procsys-writable; \
+                  wc -c < /proc/timer_list; hostname; cat /etc/hostname";
+    let o = docker(&d, &["run", "--rm", "--name", "hard", "busybox", "sh", "-c", script]);
+    let s = out(&o);
+    // Docker's 14 default capabilities.
+    assert!(s.contains("CapEff:\t00000000a80425fb"), "{s}");
+    assert!(s.contains("CapBnd:\t00000000a80425fb"), "{s}");
+    assert!(s.contains("Seccomp:\t2"), "seccomp filter installed: {s}");
+    assert!(s.contains("NoNewPrivs:\t0"), "{s}");
+    for bad in ["unshare-allowed", "mount-allowed", "procsys-writable"] {
+        assert!(!s.contains(bad), "{bad}: {s}");
+    }
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(
+        lines[lines.len() - 3],
+        "0",
+        "/proc/timer_list is masked (the host's is not empty): {s}"
+    );
+    assert_eq!(lines[lines.len() - 2], lines[lines.len() - 1], "hostname matches /etc/hostname");
+    // Added capabilities and unconfined seccomp change that, as in Docker.
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+            "busybox",
+            "sh",
+            "-c",
+            "unshare -n true && echo ok",
+        ],
+    );
+    assert_eq!(out(&o), "ok", "{}", text(&o));
+    let o = docker(
+        &d,
+        &["run", "--rm", "--cap-drop", "ALL", "busybox", "grep", "CapEff", "/proc/self/status"],
+    );
+    assert_eq!(out(&o), "CapEff:\t0000000000000000");
+    // Loopback is up in the container's own network namespace; host
+    // networking sees the host's interfaces.
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "ping -c1 -W2 127.0.0.1 >/dev/null && echo lo-up; ls /sys/class/net",
+        ],
+    );
+    assert_eq!(out(&o), "lo-up\nlo", "{}", text(&o));
+    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let o = docker(&d, &["run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(out(&o).lines().count(), host_links, "{}", text(&o));
+    assert!(
+        std::fs::read_dir(d.exec_root().join("netns")).unwrap().next().is_none(),
+        "namespaces are released"
+    );
+}
+
+#[test]
+fn volumes_binds_and_tmpfs() {
+    let Some(d) = daemon("volumes_binds_and_tmpfs") else { return };
+    ok(d.docker()
+        .args(["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"]));
+    assert_eq!(
+        ok(d.docker().args(["run", "--rm", "-v", "data:/data:ro", "busybox", "cat", "/data/f"])),
+        "kept"
+    );
+    let o = docker(&d, &["run", "--rm", "-v", "data:/data:ro", "busybox", "touch", "/data/g"]);
+    assert!(!o.status.success(), "a read-only volume refuses writes");
+    // In use: not removable.
+    ok(d.docker()
+        .args(["run", "-d", "--name", "user", "-v", "data:/data", "busybox", "sleep", "100"]));
+    let o = docker(&d, &["volume", "rm", "data"]);
+    assert!(!o.status.success() && text(&o).contains("in use"), "{}", text(&o));
+    ok(d.docker().args(["rm", "-f", "user"]));
+    ok(d.docker().args(["volume", "rm", "data"]));
+
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("in"), "from host").unwrap();
+    let bind = format!("{}:/h", host.path().display());
+    assert_eq!(
+        ok(d.docker()
+            .args(["run", "--rm", "-v", &bind, "busybox", "sh", "-c", "cat /h/in; echo back > /h/out"])),
+        "from host"
+    );
+    assert_eq!(std::fs::read_to_string(host.path().join("out")).unwrap(), "back\n");
+    let mount = format!("type=bind,source={},target=/h,readonly", host.path().display());
+    let o = docker(&d, &["run", "--rm", "--mount", &mount, "busybox", "touch", "/h/x"]);
+    assert!(!o.status.success() && !host.path().join("x").exists());
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=bind,source=/no/such/dir,target=/h",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(!o.status.success() && text(&o).contains("/no/such/dir"), "{}", text(&o));
+
+    let o = docker(&d, &["run", "--rm", "--tmpfs", "/scratch:size=1m", "--read-only", "busybox", "sh", "-c",
+        "grep ' /scratch ' /proc/mounts | cut -d' ' -f3; echo x > /scratch/f && echo tmpfs-writable; touch /rootfile 2>/dev/null || echo root-read-only"]);
+    assert_eq!(out(&o), "tmpfs\ntmpfs-writable\nroot-read-only", "{}", text(&o));
+
+    // An anonymous volume from --mount goes with rm -v.
+    ok(d.docker().args([
+        "run",
+        "--name",
+        "anon",
+        "--mount",
+        "type=volume,target=/v",
+        "busybox",
+        "touch",
+        "/v/x",
+    ]));
+    let name = inspect(&d, "anon", "{{range .Mounts}}{{.Name}}{{end}}");
+    assert_eq!(name.len(), 64, "{name}");
+    assert!(ok(d.docker().args(["volume", "ls", "-q"])).contains(&name));
+    ok(d.docker().args(["rm", "-v", "anon"]));
+    assert!(!ok(d.docker().args(["volume", "ls", "-q"])).contains(&name));
+}
+
+#[test]
+fn resources_reach_the_cgroup() {
+    let Some(d) = daemon("resources_reach_the_cgroup") else { return };
+    let id = ok(d.docker().args([
+        "run",
+        "-d",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sleep",
+        "100",
+    ]));
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let (mem, pids, cpu) = if v2 {
+        (
+            format!("/sys/fs/cgroup/berth/{id}/memory.max"),
+            format!("/sys/fs/cgroup/berth/{id}/pids.max"),
+            format!("/sys/fs/cgroup/berth/{id}/cpu.max"),
+        )
+    } else {
+        (
+            format!("/sys/fs/cgroup/memory/berth/{id}/memory.limit_in_bytes"),
+            format!("/sys/fs/cgroup/pids/berth/{id}/pids.max"),
+            format!("/sys/fs/cgroup/cpu/berth/{id}/cpu.cfs_quota_us"),
+        )
+    };
+    assert_eq!(std::fs::read_to_string(&mem).unwrap().trim(), "67108864");
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().trim(), "20");
+    let cpu = std::fs::read_to_string(&cpu).unwrap();
+    assert!(cpu.starts_with("50000"), "{cpu}");
+    ok(d.docker().args(["rm", "-f", &id]));
+    assert!(!std::path::Path::new(&mem).exists(), "the cgroup goes with the container");
+}
+
+#[test]
+fn restart_policies_are_followed() {
+    let Some(d) = daemon("restart_policies_are_followed") else { return };
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]));
+    eventually(20, "two restarts then exited", || {
+        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "2 exited"
+    });
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]));
+    eventually(20, "restarted", || {
+        inspect(&d, "always", "{{.RestartCount}}").parse::<u32>().unwrap() >= 2
+    });
+    ok(d.docker().args(["stop", "-t", "0", "always"]));
+    let count = inspect(&d, "always", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        inspect(&d, "always", "{{.RestartCount}} {{.State.Status}}"),
+        format!("{count} exited"),
+        "a stopped container stays stopped"
+    );
+    let o = docker(&d, &["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+}
+
+#[test]
+fn containers_survive_kill_9_of_berthd() {
+    let Some(mut d) = daemon("containers_survive_kill_9_of_berthd") else {
+        return;
+    };
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do echo n $i; i=$((i+1)); sleep 0.1; done",
+    ]));
+    ok(d.docker()
+        .args(["run", "-d", "--name", "short", "busybox", "sh", "-c", "sleep 1; exit 4"]));
+    let pid = inspect(&d, "long", "{{.State.Pid}}");
+    d.restart().unwrap();
+    assert_eq!(
+        inspect(&d, "long", "{{.State.Status}} {{.State.Pid}}"),
+        format!("running {pid}"),
+        "still running, same process"
+    );
+    let before = ok(d.docker().args(["logs", "long"])).lines().count();
+    eventually(10, "more output after the restart", || {
+        ok(d.docker().args(["logs", "long"])).lines().count() > before + 3
+    });
+    // The one that ended while berthd was away (or after) is recorded.
+    eventually(10, "short exited", || {
+        inspect(&d, "short", "{{.State.Status}} {{.State.ExitCode}}") == "exited 4"
+    });
+    // A second crash while nothing changed, then stop and remove as usual.
+    d.restart().unwrap();
+    ok(d.docker().args(["stop", "-t", "1", "long"]));
+    assert_eq!(inspect(&d, "long", "{{.State.Status}}"), "exited");
+    ok(d.docker().args(["rm", "long", "short"]));
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&d.data_root().display().to_string()), "no mount left: {mounts}");
+}
+
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let Some(d) = daemon("bad_input_is_refused_and_changes_nothing") else {
+        return;
+    };
+    let o = docker(&d, &["run", "--rm", "--pull", "never", "no-such-image", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    assert!(text(&o).contains("No such image"), "{}", text(&o));
+    let o = docker(&d, &["run", "--name", "bad/name", "busybox", "true"]);
+    assert!(!o.status.success() && text(&o).contains("Invalid container name"), "{}", text(&o));
+    let o = docker(&d, &["run", "-w", "relative", "busybox", "true"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let o = docker(&d, &["create", "--restart", "sometimes", "busybox", "true"]);
+    assert!(!o.status.success() && text(&o).contains("restart policy"), "{}", text(&o));
+    // Malformed JSON straight to the API.
+    let a = berth_core::client::request(&d.socket(), "POST", "/v1.41/containers/create", Some(b"{not json")).unwrap();
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    assert!(String::from_utf8_lossy(&a.body).contains("invalid JSON"));
+    let a = berth_core::client::request(
+        &d.socket(),
+        "POST",
+        "/v1.41/containers/create",
+        Some(br#"{"Image": "busybox", "Cmd": ["true"], "HostConfig": {"Binds": ["x"]}}"#),
+    )
+    .unwrap();
+    assert_eq!(a.status, 400, "{}", String::from_utf8_lossy(&a.body));
+    let a = berth_core::client::request(&d.socket(), "POST", "/v1.41/containers/nope/start", None).unwrap();
+    assert_eq!(a.status, 404);
+    // No container and no volume left by the above.
+    assert_eq!(ok(d.docker().args(["ps", "-aq"])), "");
+    assert_eq!(ok(d.docker().args(["volume", "ls", "-q"])), "");
+    // An image in use is not removed.
+    ok(d.docker().args(["create", "--name", "holder", "busybox", "true"]));
+    let o = docker(&d, &["rmi", "busybox"]);
+    assert!(!o.status.success() && text(&o).contains("is using"), "{}", text(&o));
+    // A client that hangs up mid-attach leaves the container running.
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo x; sleep 0.05; done",
+    ]));
+    let mut attached = d.docker().args(["attach", "talker"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    attached.kill().unwrap();
+    let _ = attached.wait();
+    assert_eq!(inspect(&d, "talker", "{{.State.Running}}"), "true");
+    ok(d.docker().args(["version"]));
+}
+
+#[test]
+fn python_sdk_runs_containers() {
+    let Some(d) = daemon("python_sdk_runs_containers") else { return };
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url='{}')
+assert c.containers.run('busybox', ['echo', 'hi from python'], remove=True) == b'hi from python\n'
+k = c.containers.run('busybox', ['sh', '-c', 'echo started; sleep 100'], detach=True, name='pyc', environment={{'A': 'b'}}, labels={{'team': 'x'}})
+import time
+for _ in range(100):
+    if b'started' in k.logs():
+        break
+    time.sleep(0.05)
+assert k.logs() == b'started\n', k.logs()
+k.reload()
+assert k.status == 'running', k.status
+assert 'A=b' in k.attrs['Config']['Env']
+assert [x.name for x in c.containers.list(filters={{'label': 'team=x'}})] == ['pyc']
+k.kill()
+assert k.wait()['StatusCode'] == 137
+k.remove()
+try:
+    c.containers.get('pyc')
+    raise SystemExit('still there')
+except docker.errors.NotFound:
+    pass
+try:
+    c.containers.run('busybox', ['sh', '-c', 'exit 2'], remove=True)
+    raise SystemExit('no error')
+except docker.errors.ContainerError as e:
+    assert e.exit_status == 2
+print('ok')
+"#,
+        d.host()
+    );
+    let o = Command::new("python3").arg("-c").arg(&script).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(out(&o), "ok");
+}
