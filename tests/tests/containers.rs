@@ -170,6 +170,79 @@ fn detached_containers_log_stop_and_remove() {
 }
 
 #[test]
+fn exec_runs_in_the_container_with_and_without_a_terminal() {
+    let Some(d) = daemon("exec_runs_in_the_container_with_and_without_a_terminal") else {
+        return;
+    };
+    ok(d.docker()
+        .args(["run", "-d", "--name", "box", "-e", "FROM=container", "busybox", "sleep", "100"]));
+    let o = docker(&d, &["exec", "box", "sh", "-c", "echo $FROM; echo err >&2; exit 4"]);
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert_eq!(out(&o), "container");
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "err");
+    // The exec shares the container's namespaces: it sees its init.
+    assert_eq!(ok(d.docker().args(["exec", "box", "cat", "/proc/1/comm"])), "sleep");
+    let o = docker(
+        &d,
+        &[
+            "exec",
+            "-u",
+            "1000:1000",
+            "-w",
+            "/tmp",
+            "-e",
+            "FROM=exec",
+            "box",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $FROM; grep -E '^(CapEff|Seccomp):' /proc/self/status",
+        ],
+    );
+    assert_eq!(out(&o), "1000\n/tmp\nexec\nCapEff:\t0000000000000000\nSeccomp:\t2", "{}", text(&o));
+    let mut child = d
+        .docker()
+        .args(["exec", "-i", "box", "wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"12345").unwrap();
+    drop(child.stdin.take());
+    assert_eq!(String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).trim(), "5");
+    let o = docker(&d, &["exec", "-t", "box", "tty"]);
+    assert_eq!(out(&o), "/dev/pts/0", "{}", text(&o));
+    let o = Command::new("script")
+        .args([
+            "-qec",
+            "stty rows 31 cols 101; docker exec -it box sh -c 'sleep 0.5; stty size; exit 6'",
+            "/dev/null",
+        ])
+        .env("DOCKER_HOST", d.host())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("31 101"),
+        "the terminal's size reaches the exec (by resize after start, at API 1.41): {}",
+        text(&o)
+    );
+    ok(d.docker().args(["exec", "-d", "box", "sh", "-c", "echo hi > /tmp/detached"]));
+    eventually(5, "the detached exec's file", || {
+        docker(&d, &["exec", "box", "cat", "/tmp/detached"]).stdout == b"hi\n"
+    });
+    let o = docker(&d, &["exec", "box", "no-such-command"]);
+    assert!(
+        !o.status.success() && text(&o).contains("executable file not found"),
+        "{}",
+        text(&o)
+    );
+    ok(d.docker().args(["stop", "-t", "0", "box"]));
+    let o = docker(&d, &["exec", "box", "true"]);
+    assert!(!o.status.success() && text(&o).contains("is not running"), "{}", text(&o));
+}
+
+#[test]
 fn containers_get_the_default_hardening() {
     let Some(d) = daemon("containers_get_the_default_hardening") else {
         return;
@@ -504,6 +577,8 @@ k.reload()
 assert k.status == 'running', k.status
 assert 'A=b' in k.attrs['Config']['Env']
 assert [x.name for x in c.containers.list(filters={{'label': 'team=x'}})] == ['pyc']
+code, output = k.exec_run(['sh', '-c', 'echo $A; exit 3'])
+assert (code, output) == (3, b'b\n'), (code, output)
 k.kill()
 assert k.wait()['StatusCode'] == 137
 k.remove()

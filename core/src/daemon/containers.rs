@@ -440,7 +440,7 @@ fn release(d: &Daemon, r: &Record, volumes: &[MountPoint], rootfs: bool) {
 }
 
 /// Start's work that blocks: mounts, bundle, monitor, runtime start.
-fn start_blocking(d: &Daemon, e: &Entry) -> Result<(), Failure> {
+fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure> {
     let r = e.snapshot();
     let dir = d.containers.dir(&r.id);
     let graph = d.images.graph();
@@ -580,7 +580,8 @@ fn start_blocking(d: &Daemon, e: &Entry) -> Result<(), Failure> {
             };
             r.monitor = monitor;
             r.has_been_started = true;
-            r.manually_stopped = false;
+            // A user's start lifts a stop; the policy's keeps it.
+            r.manually_stopped &= by_policy;
         })
         .map_err(failure)
 }
@@ -593,8 +594,9 @@ fn find_monitor(socket: &std::path::Path) -> Option<container::MonitorRef> {
     container::MonitorRef::of(cred.pid())
 }
 
-/// `POST /containers/{id}/start`.
-pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>) -> Result<StatusCode, Failure> {
+/// `POST /containers/{id}/start`, or a start by the restart policy
+/// (`by_policy`), which a stop made meanwhile cancels.
+pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<StatusCode, Failure> {
     let _op = e.op.lock().await;
     if e.removed.load(Ordering::SeqCst) {
         return Err(failure(ContainerError::NotFound(e.record().id.clone())));
@@ -602,8 +604,12 @@ pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>) -> Result<StatusCode, Failure
     if e.record().state.running() {
         return Ok(StatusCode::NOT_MODIFIED);
     }
+    if by_policy && e.record().manually_stopped {
+        let _ = d.containers.update(&e, |r| r.state.status = "exited".into());
+        return Ok(StatusCode::NOT_MODIFIED);
+    }
     let (d2, e2) = (d.clone(), e.clone());
-    let started = tokio::task::spawn_blocking(move || start_blocking(&d2, &e2))
+    let started = tokio::task::spawn_blocking(move || start_blocking(&d2, &e2, by_policy))
         .await
         .map_err(|err| internal(err.to_string()))?;
     if let Err(err) = started {
@@ -687,7 +693,7 @@ async fn exited(d: &Arc<Daemon>, e: &Arc<Entry>) {
                 return;
             }
             let _ = d.containers.update(&e, |r| r.restart_count += 1);
-            if let Err((_, msg)) = start(&d, e.clone()).await {
+            if let Err((_, msg)) = start(&d, e.clone(), true).await {
                 let _ = d.containers.update(&e, |r| {
                     r.state.status = "exited".into();
                     r.state.error = msg;
@@ -754,16 +760,19 @@ pub async fn kill(d: &Arc<Daemon>, e: &Entry, signal: &str) -> Result<(), Failur
 pub async fn stop(d: &Arc<Daemon>, e: &Entry, timeout: Option<i64>) -> Result<StatusCode, Failure> {
     let r = e.snapshot();
     if !r.state.running() {
-        // Between two runs of a restart policy: the next one is cancelled.
-        if r.state.status == "restarting" {
-            let _ = d.containers.update(e, |r| {
-                r.manually_stopped = true;
-                r.state.status = "exited".into();
-            });
+        if r.state.status != "restarting" {
+            return Ok(StatusCode::NOT_MODIFIED);
+        }
+        // Between two runs of a restart policy: the next one is cancelled
+        // (a start already under way finishes first, then is stopped).
+        let _ = d.containers.update(e, |r| r.manually_stopped = true);
+        let _op = e.op.lock().await;
+        if !e.record().state.running() {
+            let _ = d.containers.update(e, |r| r.state.status = "exited".into());
             return Ok(StatusCode::NO_CONTENT);
         }
-        return Ok(StatusCode::NOT_MODIFIED);
     }
+    let r = e.snapshot();
     let signal = r.config["StopSignal"]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -920,6 +929,8 @@ pub fn inspect(d: &Daemon, e: &Entry) -> Value {
     let dir = d.containers.dir(&r.id);
     let st = &r.state;
     let graph_dir = d.data_root.join(&d.images.graph_name).join(&r.id);
+    let ids = d.execs.of(&r.id);
+    let exec_ids = if ids.is_empty() { Value::Null } else { json!(ids) };
     json!({
         "Id": r.id,
         "Created": r.created,
@@ -941,7 +952,7 @@ pub fn inspect(d: &Daemon, e: &Entry) -> Value {
         "Driver": d.images.graph_name,
         "Platform": "linux",
         "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
-        "ExecIDs": Value::Null,
+        "ExecIDs": exec_ids,
         "HostConfig": r.host_config,
         "GraphDriver": { "Name": d.images.graph_name, "Data": {
             "UpperDir": graph_dir.join("diff"), "WorkDir": graph_dir.join("work"), "MergedDir": graph_dir.join("merged") } },
@@ -1097,7 +1108,7 @@ pub async fn restore(d: &Arc<Daemon>) {
         if !was_running {
             let policy = r.host_config["RestartPolicy"]["Name"].as_str().unwrap_or("");
             if policy == "always" && r.has_been_started && !r.manually_stopped {
-                let _ = start(d, e.clone()).await;
+                let _ = start(d, e.clone(), true).await;
             }
             continue;
         }
@@ -1191,7 +1202,7 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
         (&Method::POST, ["prune"]) => prune(d, &f).await.map(|v| super::json_reply(StatusCode::OK, &v)),
         (&Method::GET, [key, "json"]) => find(key).map(|e| super::json_reply(StatusCode::OK, &inspect(d, &e))),
         (&Method::POST, [key, "start"]) => match find(key) {
-            Ok(e) => start(d, e).await.map(empty),
+            Ok(e) => start(d, e, false).await.map(empty),
             Err(e) => Err(e),
         },
         (&Method::POST, [key, "stop"]) => match (find(key), seconds(q)) {
@@ -1200,7 +1211,7 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
         },
         (&Method::POST, [key, "restart"]) => match (find(key), seconds(q)) {
             (Ok(e), Ok(t)) => match stop(d, &e, t).await {
-                Ok(_) => start(d, e).await.map(|_| empty(StatusCode::NO_CONTENT)),
+                Ok(_) => start(d, e, false).await.map(|_| empty(StatusCode::NO_CONTENT)),
                 Err(err) => Err(err),
             },
             (Err(e), _) | (_, Err(e)) => Err(e),
@@ -1234,6 +1245,9 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
             }
             Err(e) => Err(e),
         },
+        (&Method::POST, [key, "exec"]) => find(key)
+            .and_then(|e| super::exec::create(d, &e, body))
+            .map(|v| super::json_reply(StatusCode::CREATED, &v)),
         (&Method::GET, [key, "logs"]) => find(key).and_then(|e| super::attach::logs(d, e, q)),
         (&Method::POST, [key, "rename"]) => find(key)
             .and_then(|e| rename(d, &e, q.get("name").map(String::as_str).unwrap_or("")))

@@ -10,6 +10,7 @@ pub mod api;
 pub mod attach;
 pub mod body;
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod volumes;
 
@@ -33,6 +34,7 @@ pub struct Daemon {
     pub volumes: volumes::Volumes,
     pub images: crate::image::ImageStore,
     pub containers: crate::container::Containers,
+    pub execs: exec::Execs,
     /// The berth-runtime and berth-monitor programs.
     pub runtime: PathBuf,
     pub monitor: PathBuf,
@@ -57,6 +59,7 @@ impl Daemon {
             volumes,
             images,
             containers,
+            execs: exec::Execs::default(),
             runtime: berth_fs::program("berth-runtime"),
             monitor: berth_fs::program("berth-monitor"),
         })
@@ -346,6 +349,13 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         };
         return Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
     }
+    if let (&Method::POST, ["exec", id, "start"]) = (&method, decoded.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+        let reply = match d.execs.get(id) {
+            Ok(x) => exec::start(d.clone(), x, req).await,
+            Err(e) => Err(e),
+        };
+        return Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
+    }
     // The body is read whole for the routes that take one.
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -417,6 +427,21 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             answer(images::remove(&d.images, &rest.join("/"), truthy(&q, "force")).map(|v| (StatusCode::OK, v)))
         }
         (_, ["containers", rest @ ..]) => containers::route(&d, &method, rest, &q, &body).await,
+        (&Method::GET, ["exec", id, "json"]) => match d.execs.get(id) {
+            Ok(x) => json_reply(StatusCode::OK, &exec::inspect(&x)),
+            Err((status, message)) => error(status, message),
+        },
+        (&Method::POST, ["exec", id, "resize"]) => {
+            let num = |k: &str| q.get(k).and_then(|v| v.parse::<u16>().ok());
+            match (d.execs.get(id), num("h"), num("w")) {
+                (Ok(x), Some(h), Some(w)) => match exec::resize(&x, h, w) {
+                    Ok(()) => json_reply(StatusCode::OK, &Value::Null),
+                    Err((status, message)) => error(status, message),
+                },
+                (Err((status, message)), _, _) => error(status, message),
+                _ => error(StatusCode::BAD_REQUEST, "resize needs h and w"),
+            }
+        }
         (&Method::POST, ["volumes", "create"]) => answer(d.volumes.create(&d.registry, &body)),
         (&Method::GET, ["volumes"]) => match f.and_then(|f| only_filters(&f, &["name", "label", "driver", "dangling"]).map(|_| f)) {
             Ok(f) => answer(d.volumes.list(&d.registry, &f).map(|v| (StatusCode::OK, v))),
