@@ -243,6 +243,38 @@ fn exec_runs_in_the_container_with_and_without_a_terminal() {
 }
 
 #[test]
+fn pause_freezes_and_top_lists_the_processes() {
+    let Some(d) = daemon("pause_freezes_and_top_lists_the_processes") else {
+        return;
+    };
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "busybox",
+        "sh",
+        "-c",
+        "while true; do echo x; sleep 0.05; done",
+    ]));
+    let top = ok(d.docker().args(["top", "busy"]));
+    assert!(top.starts_with("UID") && top.contains("while true"), "{top}");
+    ok(d.docker().args(["pause", "busy"]));
+    assert_eq!(inspect(&d, "busy", "{{.State.Status}} {{.State.Paused}}"), "paused true");
+    let lines = || ok(d.docker().args(["logs", "busy"])).lines().count();
+    let before = lines();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(lines(), before, "a paused container writes nothing");
+    let o = docker(&d, &["pause", "busy"]);
+    assert!(!o.status.success() && text(&o).contains("already paused"), "{}", text(&o));
+    ok(d.docker().args(["unpause", "busy"]));
+    eventually(5, "output again", || lines() > before);
+    // A paused container is killed all the same.
+    ok(d.docker().args(["pause", "busy"]));
+    ok(d.docker().args(["rm", "-f", "busy"]));
+}
+
+#[test]
 fn containers_get_the_default_hardening() {
     let Some(d) = daemon("containers_get_the_default_hardening") else {
         return;

@@ -750,10 +750,22 @@ pub async fn kill(d: &Arc<Daemon>, e: &Entry, signal: &str) -> Result<(), Failur
         let _ = d.containers.update(e, |r| r.manually_stopped = true);
     }
     let (d2, id) = (d.clone(), r.id.clone());
-    tokio::task::spawn_blocking(move || runtime(&d2, &["kill", &id, &sig]))
-        .await
-        .map_err(|err| internal(err.to_string()))?
-        .map_err(internal)
+    let paused = r.state.status == "paused";
+    tokio::task::spawn_blocking(move || {
+        runtime(&d2, &["kill", &id, &sig])?;
+        // A frozen process takes its signal when thawed.
+        if paused {
+            runtime(&d2, &["resume", &id])?;
+        }
+        Ok::<(), String>(())
+    })
+    .await
+    .map_err(|err| internal(err.to_string()))?
+    .map_err(internal)?;
+    if paused {
+        let _ = d.containers.update(e, |r| r.state.status = "running".into());
+    }
+    Ok(())
 }
 
 /// `POST /containers/{id}/stop?t=` (and the first half of restart).
@@ -1048,6 +1060,70 @@ pub fn list(d: &Daemon, all: bool, limit: Option<usize>, f: &std::collections::B
     Ok(Value::Array(out))
 }
 
+/// `POST /containers/{id}/pause` and `unpause`: the cgroup frozen and
+/// thawed through the runtime.
+pub async fn pause(d: &Arc<Daemon>, e: &Entry, pause: bool) -> Result<(), Failure> {
+    let r = e.snapshot();
+    match (pause, r.state.status.as_str()) {
+        (true, "running") | (false, "paused") => {}
+        (true, "paused") => return Err((StatusCode::CONFLICT, format!("Container {} is already paused", r.id))),
+        (false, _) => return Err((StatusCode::CONFLICT, format!("Container {} is not paused", r.id))),
+        _ => return Err((StatusCode::CONFLICT, format!("Container {} is not running", r.id))),
+    }
+    let (d2, id) = (d.clone(), r.id.clone());
+    tokio::task::spawn_blocking(move || runtime(&d2, &[if pause { "pause" } else { "resume" }, &id]))
+        .await
+        .map_err(|err| internal(err.to_string()))?
+        .map_err(internal)?;
+    d.containers
+        .update(e, |r| r.state.status = if pause { "paused" } else { "running" }.into())
+        .map_err(failure)
+}
+
+/// `GET /containers/{id}/top?ps_args=`: `ps` on the host, kept to the
+/// container's processes.
+pub fn top(d: &Daemon, e: &Entry, ps_args: &str) -> Result<Value, Failure> {
+    let r = e.snapshot();
+    if !r.state.running() {
+        return Err((StatusCode::CONFLICT, format!("Container {} is not running", r.id)));
+    }
+    let pids = crate::runtime::container_ps::pids(&crate::runtime::state::Root::new(runtime_root(d)), &r.id)
+        .map_err(|err| internal(err.to_string()))?;
+    let args: Vec<&str> = if ps_args.is_empty() {
+        vec!["-ef"]
+    } else {
+        ps_args.split_whitespace().collect()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .map_err(|err| internal(format!("run ps: {err}")))?;
+    if !out.status.success() {
+        return Err(internal(format!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let titles: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| *t == "PID")
+        .ok_or_else(|| bad(format!("ps {} prints no PID column", args.join(" "))))?;
+    let processes: Vec<Vec<String>> = lines
+        .filter_map(|l| {
+            let mut fields: Vec<String> = l.split_whitespace().take(titles.len() - 1).map(str::to_string).collect();
+            let rest = l.split_whitespace().skip(titles.len() - 1).collect::<Vec<_>>().join(" ");
+            fields.push(rest);
+            let pid: i32 = fields.get(pid_col)?.parse().ok()?;
+            pids.contains(&pid).then_some(fields)
+        })
+        .collect();
+    Ok(json!({ "Titles": titles, "Processes": processes }))
+}
+
 /// `POST /containers/{id}/rename?name=`.
 pub fn rename(d: &Daemon, e: &Entry, name: &str) -> Result<(), Failure> {
     let name = container::valid_name(name).map_err(failure)?;
@@ -1245,6 +1321,13 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
             }
             Err(e) => Err(e),
         },
+        (&Method::POST, [key, action @ ("pause" | "unpause")]) => match find(key) {
+            Ok(e) => pause(d, &e, *action == "pause").await.map(|_| empty(StatusCode::NO_CONTENT)),
+            Err(e) => Err(e),
+        },
+        (&Method::GET, [key, "top"]) => find(key)
+            .and_then(|e| top(d, &e, q.get("ps_args").map(String::as_str).unwrap_or("")))
+            .map(|v| super::json_reply(StatusCode::OK, &v)),
         (&Method::POST, [key, "exec"]) => find(key)
             .and_then(|e| super::exec::create(d, &e, body))
             .map(|v| super::json_reply(StatusCode::CREATED, &v)),
