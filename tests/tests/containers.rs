@@ -632,3 +632,91 @@ print('ok')
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(out(&o), "ok");
 }
+
+#[test]
+fn events_disk_usage_and_volume_prune() {
+    let Some(d) = daemon("events_disk_usage_and_volume_prune") else {
+        return;
+    };
+    let since = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 1
+    );
+    // Live events, seen by a client listening while things happen.
+    let mut live = d
+        .docker()
+        .args([
+            "events",
+            "--filter",
+            "type=container",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = docker(&d, &["run", "--name", "evt", "-v", "kept:/k", "busybox", "sh", "-c", "exit 2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    ok(d.docker().args(["volume", "create", "loose"]));
+    let df = ok(d
+        .docker()
+        .args(["system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"]));
+    assert!(df.contains("Containers 1 0"), "{df}");
+    assert!(df.contains("Local Volumes 2 1"), "{df}");
+    // Prune leaves the volume a container uses.
+    let pruned = ok(d.docker().args(["volume", "prune", "-f"]));
+    assert!(pruned.contains("loose") && !pruned.contains("kept"), "{pruned}");
+    ok(d.docker().args(["rm", "evt"]));
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let past = ok(d
+        .docker()
+        .args(["events", "--since", &since, "--until", &until, "--format", "{{.Type}} {{.Action}}"]));
+    let seen: Vec<&str> = past.lines().collect();
+    for want in [
+        "container create",
+        "container start",
+        "container die",
+        "container destroy",
+        "volume create",
+        "volume destroy",
+    ] {
+        assert!(seen.contains(&want), "{want} in {past}");
+    }
+    let pos = |w: &str| seen.iter().position(|l| *l == w).unwrap();
+    assert!(
+        pos("container create") < pos("container start")
+            && pos("container start") < pos("container die")
+            && pos("container die") < pos("container destroy"),
+        "{past}"
+    );
+    let die = ok(d.docker().args([
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]));
+    assert_eq!(die, "2");
+    live.kill().unwrap();
+    let got = String::from_utf8_lossy(&live.wait_with_output().unwrap().stdout).to_string();
+    assert!(
+        got.contains("create evt") && got.contains("die evt") && got.contains("destroy evt"),
+        "{got}"
+    );
+}

@@ -379,9 +379,12 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
         has_been_started: false,
         parent_layer: parent,
     };
-    if let Err(e) = d.containers.add(record) {
-        undo_layer();
-        return Err(failure(e));
+    match d.containers.add(record) {
+        Ok(e) => d.events.container("create", &e.snapshot(), &[]),
+        Err(e) => {
+            undo_layer();
+            return Err(failure(e));
+        }
     }
     Ok(json!({ "Id": id, "Warnings": [] }))
 }
@@ -620,6 +623,7 @@ pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<St
         }
         return Err(err);
     }
+    d.events.container("start", &e.snapshot(), &[]);
     watch(d.clone(), e.clone());
     Ok(StatusCode::NO_CONTENT)
 }
@@ -679,6 +683,7 @@ async fn exited(d: &Arc<Daemon>, e: &Arc<Entry>) {
         r.state.pid = 0;
         r.monitor = None;
     });
+    d.events.container("die", &e.snapshot(), &[("exitCode", exit.code.to_string())]);
     e.exits.fetch_add(1, Ordering::SeqCst);
     e.notify();
     if restart {
@@ -751,6 +756,7 @@ pub async fn kill(d: &Arc<Daemon>, e: &Entry, signal: &str) -> Result<(), Failur
     }
     let (d2, id) = (d.clone(), r.id.clone());
     let paused = r.state.status == "paused";
+    let number = sig_number(&sig);
     tokio::task::spawn_blocking(move || {
         runtime(&d2, &["kill", &id, &sig])?;
         // A frozen process takes its signal when thawed.
@@ -765,7 +771,14 @@ pub async fn kill(d: &Arc<Daemon>, e: &Entry, signal: &str) -> Result<(), Failur
     if paused {
         let _ = d.containers.update(e, |r| r.state.status = "running".into());
     }
+    d.events.container("kill", &r, &[("signal", number)]);
     Ok(())
+}
+
+fn sig_number(name: &str) -> String {
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| (s as i32).to_string())
+        .unwrap_or_default()
 }
 
 /// `POST /containers/{id}/stop?t=` (and the first half of restart).
@@ -799,6 +812,7 @@ pub async fn stop(d: &Arc<Daemon>, e: &Entry, timeout: Option<i64>) -> Result<St
             return Err(internal(format!("container {} did not stop", r.id)));
         }
     }
+    d.events.container("stop", &e.snapshot(), &[]);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -835,6 +849,7 @@ pub async fn remove(d: &Arc<Daemon>, e: Arc<Entry>, force: bool, volumes: bool) 
                 .map_err(|err| internal(format!("remove the container's layer: {err}")))?;
         }
         d2.containers.remove(&r2.id).map_err(failure)?;
+        d2.events.container("destroy", &r2, &[]);
         if volumes {
             for m in r2.mounts.iter().filter(|m| m.anonymous) {
                 let _ = d2.volumes.remove(&d2.registry, &m.name, false);
@@ -1077,7 +1092,9 @@ pub async fn pause(d: &Arc<Daemon>, e: &Entry, pause: bool) -> Result<(), Failur
         .map_err(internal)?;
     d.containers
         .update(e, |r| r.state.status = if pause { "paused" } else { "running" }.into())
-        .map_err(failure)
+        .map_err(failure)?;
+    d.events.container(if pause { "pause" } else { "unpause" }, &e.snapshot(), &[]);
+    Ok(())
 }
 
 /// `GET /containers/{id}/top?ps_args=`: `ps` on the host, kept to the
@@ -1127,7 +1144,10 @@ pub fn top(d: &Daemon, e: &Entry, ps_args: &str) -> Result<Value, Failure> {
 /// `POST /containers/{id}/rename?name=`.
 pub fn rename(d: &Daemon, e: &Entry, name: &str) -> Result<(), Failure> {
     let name = container::valid_name(name).map_err(failure)?;
-    d.containers.rename(e, name).map_err(failure)
+    let old = e.record().name.clone();
+    d.containers.rename(e, name).map_err(failure)?;
+    d.events.container("rename", &e.snapshot(), &[("oldName", format!("/{old}"))]);
+    Ok(())
 }
 
 /// `POST /containers/prune`: removes every stopped container.
@@ -1157,6 +1177,15 @@ pub async fn prune(d: &Arc<Daemon>, f: &std::collections::BTreeMap<String, Vec<S
         }
     }
     Ok(json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }))
+}
+
+/// The volumes some container uses.
+pub fn volumes_in_use(d: &Daemon) -> std::collections::BTreeSet<String> {
+    d.containers
+        .all()
+        .iter()
+        .flat_map(|e| e.snapshot().mounts.into_iter().filter(|m| m.kind == "volume").map(|m| m.name))
+        .collect()
 }
 
 /// The names of containers that use volume `name`.
@@ -1287,7 +1316,13 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
         },
         (&Method::POST, [key, "restart"]) => match (find(key), seconds(q)) {
             (Ok(e), Ok(t)) => match stop(d, &e, t).await {
-                Ok(_) => start(d, e, false).await.map(|_| empty(StatusCode::NO_CONTENT)),
+                Ok(_) => {
+                    let started = start(d, e.clone(), false).await.map(|_| empty(StatusCode::NO_CONTENT));
+                    if started.is_ok() {
+                        d.events.container("restart", &e.snapshot(), &[]);
+                    }
+                    started
+                }
                 Err(err) => Err(err),
             },
             (Err(e), _) | (_, Err(e)) => Err(e),

@@ -91,6 +91,14 @@ pub fn create(d: &Daemon, e: &Entry, body: &[u8]) -> Result<Value, Failure> {
         ));
     }
     let id = crate::container::new_id();
+    let cmd = config["Cmd"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    d.events.container(&format!("exec_create: {cmd}"), &r, &[("execID", id.clone())]);
     let exec = Arc::new(Exec {
         id: id.clone(),
         container: r.id,
@@ -244,6 +252,15 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
         }
         None => None,
     };
+    let cmd = exec.config["Cmd"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+    d.events
+        .container(&format!("exec_start: {cmd}"), &entry.snapshot(), &[("execID", exec.id.clone())]);
     {
         let mut st = exec.state();
         st.running = true;
@@ -254,7 +271,7 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
         let exec2 = exec.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
-            finish(&exec2, status.ok().and_then(|s| s.code()).unwrap_or(-1), &process_file);
+            finish(&d, &exec2, status.ok().and_then(|s| s.code()).unwrap_or(-1), &process_file);
         });
         return Ok(Response::new(body::full(Bytes::new())));
     }
@@ -262,7 +279,7 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
             let _ = child.kill().await;
-            finish(&exec2, -1, &process_file);
+            finish(&d, &exec2, -1, &process_file);
             return;
         };
         let io = hyper_util::rt::TokioIo::new(upgraded);
@@ -344,7 +361,7 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), p).await;
         }
         input.abort();
-        finish(&exec2, code, &process_file);
+        finish(&d, &exec2, code, &process_file);
         let mut w = client_w.lock().await;
         let _ = w.flush().await;
         let _ = w.shutdown().await;
@@ -363,7 +380,14 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
     Ok(reply)
 }
 
-fn finish(exec: &Exec, code: i32, process_file: &std::path::Path) {
+fn finish(d: &Daemon, exec: &Exec, code: i32, process_file: &std::path::Path) {
+    if let Ok(e) = d.containers.find(&exec.container) {
+        d.events.container(
+            "exec_die",
+            &e.snapshot(),
+            &[("execID", exec.id.clone()), ("exitCode", code.to_string())],
+        );
+    }
     let mut st = exec.state();
     st.running = false;
     st.exit_code = Some(code);

@@ -10,6 +10,7 @@ pub mod api;
 pub mod attach;
 pub mod body;
 pub mod containers;
+pub mod events;
 pub mod exec;
 pub mod images;
 pub mod volumes;
@@ -35,6 +36,7 @@ pub struct Daemon {
     pub images: crate::image::ImageStore,
     pub containers: crate::container::Containers,
     pub execs: exec::Execs,
+    pub events: events::Events,
     /// The berth-runtime and berth-monitor programs.
     pub runtime: PathBuf,
     pub monitor: PathBuf,
@@ -60,6 +62,7 @@ impl Daemon {
             images,
             containers,
             execs: exec::Execs::default(),
+            events: events::Events::default(),
             runtime: berth_fs::program("berth-runtime"),
             monitor: berth_fs::program("berth-monitor"),
         })
@@ -285,27 +288,40 @@ pub(crate) fn disk_usage(p: &std::path::Path) -> u64 {
         .sum::<u64>()
 }
 
-/// `GET /system/df`: images, containers (none yet), volumes and the
-/// build cache (none), with their sizes.
+/// `GET /system/df`: images, containers, volumes and the build cache
+/// (none), with their sizes and how many containers use each.
 fn system_df(d: &Daemon) -> Value {
-    let images = images::list(&d.images, &Default::default());
+    let records: Vec<crate::container::Record> = d.containers.all().iter().map(|e| e.snapshot()).collect();
+    let mut images = images::list(&d.images, &Default::default());
+    for i in images.as_array_mut().into_iter().flatten() {
+        i["Containers"] = json!(records.iter().filter(|r| i["Id"] == r.image.as_str()).count());
+    }
     let layers_size: u64 = d.images.images().iter().map(|i| i.size).sum();
     let volumes: Vec<Value> = d
         .volumes
-        .list(&d.registry, &Default::default())
+        .list(&d.registry, &Default::default(), &containers::volumes_in_use(d))
         .map(|v| v["Volumes"].as_array().cloned().unwrap_or_default())
         .unwrap_or_default()
         .into_iter()
         .map(|mut v| {
             let size = v["Mountpoint"].as_str().map(|p| disk_usage(std::path::Path::new(p))).unwrap_or(0);
-            v["UsageData"] = json!({ "Size": size, "RefCount": 0 });
+            let users = records
+                .iter()
+                .filter(|r| r.mounts.iter().any(|m| m.kind == "volume" && v["Name"] == m.name.as_str()))
+                .count();
+            v["UsageData"] = json!({ "Size": size, "RefCount": users });
             v
         })
         .collect();
+    let mut containers = containers::list(d, true, None, &Default::default()).unwrap_or_default();
+    for c in containers.as_array_mut().into_iter().flatten() {
+        let id = c["Id"].as_str().unwrap_or_default();
+        c["SizeRw"] = json!(disk_usage(&d.data_root.join(&d.images.graph_name).join(id).join("diff")));
+    }
     json!({
         "LayersSize": layers_size,
         "Images": images,
-        "Containers": containers::list(d, true, None, &Default::default()).unwrap_or_default(),
+        "Containers": containers,
         "Volumes": volumes,
         "BuildCache": [],
     })
@@ -408,6 +424,14 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         (&Method::POST, [ref rest @ .., "tag"]) if rest.first() == Some(&"images") && rest.len() > 1 => {
             match images::tag(&d.images, &rest[1..].join("/"), q.get("repo"), q.get("tag")) {
                 Ok(()) => {
+                    if let Ok(i) = d.images.resolve(&rest[1..].join("/")) {
+                        let name = format!(
+                            "{}:{}",
+                            q.get("repo").cloned().unwrap_or_default(),
+                            q.get("tag").filter(|t| !t.is_empty()).cloned().unwrap_or_else(|| "latest".into())
+                        );
+                        d.events.simple("image", "tag", &i.id, &[("name", name)]);
+                    }
                     let mut r = Response::new(body::full(Bytes::new()));
                     *r.status_mut() = StatusCode::CREATED;
                     r
@@ -424,7 +448,16 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             ),
         ),
         (&Method::DELETE, ["images", rest @ ..]) if !rest.is_empty() => {
-            answer(images::remove(&d.images, &rest.join("/"), truthy(&q, "force")).map(|v| (StatusCode::OK, v)))
+            let removed = images::remove(&d.images, &rest.join("/"), truthy(&q, "force"));
+            for item in removed.as_ref().ok().and_then(|v| v.as_array().cloned()).unwrap_or_default() {
+                if let Some(n) = item["Untagged"].as_str() {
+                    d.events.simple("image", "untag", n, &[("name", n.to_string())]);
+                }
+                if let Some(id) = item["Deleted"].as_str() {
+                    d.events.simple("image", "delete", id, &[]);
+                }
+            }
+            answer(removed.map(|v| (StatusCode::OK, v)))
         }
         (_, ["containers", rest @ ..]) => containers::route(&d, &method, rest, &q, &body).await,
         (&Method::GET, ["exec", id, "json"]) => match d.execs.get(id) {
@@ -442,13 +475,39 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
                 _ => error(StatusCode::BAD_REQUEST, "resize needs h and w"),
             }
         }
-        (&Method::POST, ["volumes", "create"]) => answer(d.volumes.create(&d.registry, &body)),
+        (&Method::POST, ["volumes", "create"]) => {
+            let made = d.volumes.create(&d.registry, &body);
+            if let Ok((_, v)) = &made {
+                d.events.simple(
+                    "volume",
+                    "create",
+                    v["Name"].as_str().unwrap_or_default(),
+                    &[("driver", v["Driver"].as_str().unwrap_or_default().to_string())],
+                );
+            }
+            answer(made)
+        }
         (&Method::GET, ["volumes"]) => match f.and_then(|f| only_filters(&f, &["name", "label", "driver", "dangling"]).map(|_| f)) {
-            Ok(f) => answer(d.volumes.list(&d.registry, &f).map(|v| (StatusCode::OK, v))),
+            Ok(f) => answer(
+                d.volumes
+                    .list(&d.registry, &f, &containers::volumes_in_use(&d))
+                    .map(|v| (StatusCode::OK, v)),
+            ),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (&Method::POST, ["volumes", "prune"]) => match f.and_then(|f| only_filters(&f, &["label"]).map(|_| f)) {
-            Ok(f) => answer(d.volumes.prune(&d.registry, &f).map(|v| (StatusCode::OK, v))),
+            Ok(f) => {
+                let pruned = d.volumes.prune(&d.registry, &f, &containers::volumes_in_use(&d));
+                for name in pruned
+                    .as_ref()
+                    .ok()
+                    .and_then(|v| v["VolumesDeleted"].as_array().cloned())
+                    .unwrap_or_default()
+                {
+                    d.events.simple("volume", "destroy", name.as_str().unwrap_or_default(), &[]);
+                }
+                answer(pruned.map(|v| (StatusCode::OK, v)))
+            }
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (&Method::GET, ["volumes", name]) => answer(d.volumes.inspect(&d.registry, name).map(|v| (StatusCode::OK, v))),
@@ -461,6 +520,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         ),
         (&Method::DELETE, ["volumes", name]) => match d.volumes.remove(&d.registry, name, truthy(&q, "force")) {
             Ok(()) => {
+                d.events.simple("volume", "destroy", name, &[]);
                 let mut r = Response::new(body::full(Bytes::new()));
                 *r.status_mut() = StatusCode::NO_CONTENT;
                 r
@@ -480,6 +540,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             }
             (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
             (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
+            (&Method::GET, "/events") => events::stream(&d.events, &q).unwrap_or_else(|(status, message)| error(status, message)),
             (&Method::GET, "/system/df") => json_reply(StatusCode::OK, &system_df(&d)),
             _ => error(StatusCode::NOT_FOUND, "page not found"),
         },

@@ -178,9 +178,14 @@ impl Volumes {
     }
 
     /// `GET /volumes`, with Docker's filters: name (substring), label
-    /// (`key` or `key=value`), dangling (every volume is, until containers
-    /// use them), driver.
-    pub fn list(&self, registry: &Registry, filters: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure> {
+    /// (`key` or `key=value`), dangling (used by no container: not in
+    /// `in_use`), driver.
+    pub fn list(
+        &self,
+        registry: &Registry,
+        filters: &BTreeMap<String, Vec<String>>,
+        in_use: &std::collections::BTreeSet<String>,
+    ) -> Result<Value, Failure> {
         let mut out = Vec::new();
         for r in self.records() {
             let keep = filters.iter().all(|(key, values)| {
@@ -191,7 +196,7 @@ impl Volumes {
                         Some((k, val)) => r.labels.get(k).is_some_and(|x| x == val),
                         None => r.labels.contains_key(v),
                     },
-                    "dangling" => v == "true" || v == "1",
+                    "dangling" => (v == "true" || v == "1") != in_use.contains(&r.name),
                     _ => false,
                 })
             });
@@ -227,17 +232,25 @@ impl Volumes {
 
     /// `POST /volumes/prune`: every volume no container uses (API 1.41
     /// prunes named volumes too), with the label filters.
-    pub fn prune(&self, registry: &Registry, filters: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure> {
+    pub fn prune(
+        &self,
+        registry: &Registry,
+        filters: &BTreeMap<String, Vec<String>>,
+        in_use: &std::collections::BTreeSet<String>,
+    ) -> Result<Value, Failure> {
         let label_filters: BTreeMap<String, Vec<String>> = filters
             .iter()
             .filter(|(k, _)| k.as_str() == "label")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let listed = self.list(registry, &label_filters)?;
+        let listed = self.list(registry, &label_filters, in_use)?;
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for v in listed["Volumes"].as_array().cloned().unwrap_or_default() {
             let name = v["Name"].as_str().unwrap_or_default().to_string();
+            if in_use.contains(&name) {
+                continue;
+            }
             let size = v["Mountpoint"]
                 .as_str()
                 .map(|p| super::disk_usage(std::path::Path::new(p)))
