@@ -720,3 +720,65 @@ fn events_disk_usage_and_volume_prune() {
         "{got}"
     );
 }
+
+#[test]
+fn stats_cp_and_export() {
+    let Some(d) = daemon("stats_cp_and_export") else { return };
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "files",
+        "--memory",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "echo inside > /tmp/f; ln -s /etc/passwd /tmp/link; while true; do :; done",
+    ]));
+    let s = ok(d
+        .docker()
+        .args(["stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}"]));
+    let fields: Vec<&str> = s.split_whitespace().collect();
+    assert_eq!(fields[0], "files", "{s}");
+    let cpu: f64 = fields[1].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 20.0, "a busy loop shows CPU use: {s}");
+    assert!(s.contains("/ 32MiB"), "the memory limit: {s}");
+    assert_eq!(fields.last().unwrap(), &"1", "{s}");
+
+    let host = tempfile::tempdir().unwrap();
+    eventually(5, "the file", || docker(&d, &["exec", "files", "cat", "/tmp/f"]).status.success());
+    ok(d.docker().args(["cp", "files:/tmp/f"]).arg(host.path()));
+    assert_eq!(std::fs::read_to_string(host.path().join("f")).unwrap(), "inside\n");
+    // A symlink in the container is copied as a link, not followed to the host.
+    ok(d.docker().args(["cp", "files:/tmp/link"]).arg(host.path()));
+    assert_eq!(
+        std::fs::read_link(host.path().join("link")).unwrap(),
+        std::path::Path::new("/etc/passwd")
+    );
+    ok(d.docker().args(["cp", "files:/bin"]).arg(host.path().join("bin")));
+    assert!(host.path().join("bin/busybox").is_file());
+    std::fs::write(host.path().join("in"), "from host").unwrap();
+    ok(d.docker().arg("cp").arg(host.path().join("in")).arg("files:/tmp/"));
+    assert_eq!(ok(d.docker().args(["exec", "files", "cat", "/tmp/in"])), "from host");
+    // Into a directory reached through a symlink: followed inside the
+    // container's root, never to the host's directory of that name.
+    ok(d.docker()
+        .args(["exec", "files", "sh", "-c", "mkdir -p /srv/real && ln -s /srv/real /srv/via"]));
+    let marker = format!("berth-cp-{}", std::process::id());
+    std::fs::write(host.path().join(&marker), "x").unwrap();
+    ok(d.docker().arg("cp").arg(host.path().join(&marker)).arg("files:/srv/via"));
+    assert_eq!(ok(d.docker().args(["exec", "files", "ls", "/srv/real"])), marker);
+    let o = docker(&d, &["cp", "files:/no/such", "/tmp"]);
+    assert!(!o.status.success() && text(&o).contains("Could not find"), "{}", text(&o));
+
+    let tarball = host.path().join("export.tar");
+    ok(d.docker().args(["export", "-o"]).arg(&tarball).arg("files"));
+    let list = ok(Command::new("tar").arg("-tf").arg(&tarball));
+    assert!(list.lines().any(|l| l.trim_start_matches("./") == "bin/busybox"), "{list}");
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "tmp/f"),
+        "the container's own files: {list}"
+    );
+    ok(d.docker().args(["rm", "-f", "files"]));
+}

@@ -1363,6 +1363,23 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
         (&Method::GET, [key, "top"]) => find(key)
             .and_then(|e| top(d, &e, q.get("ps_args").map(String::as_str).unwrap_or("")))
             .map(|v| super::json_reply(StatusCode::OK, &v)),
+        (&Method::GET, [key, "stats"]) => find(key).and_then(|e| super::stats::stats(e, q)),
+        (&Method::GET, [key, "export"]) => find(key).and_then(|e| super::archive::export(d, &e)),
+        (&Method::HEAD | &Method::GET, [key, "archive"]) => match find(key) {
+            Ok(e) => super::archive::get(d, &e, q.get("path").map(String::as_str).unwrap_or("/"), method == Method::HEAD).await,
+            Err(e) => Err(e),
+        },
+        (&Method::PUT, [key, "archive"]) => match find(key) {
+            Ok(e) => super::archive::put(
+                d,
+                &e,
+                q.get("path").map(String::as_str).unwrap_or("/"),
+                hyper::body::Bytes::copy_from_slice(body),
+            )
+            .await
+            .map(|_| empty(StatusCode::OK)),
+            Err(e) => Err(e),
+        },
         (&Method::POST, [key, "exec"]) => find(key)
             .and_then(|e| super::exec::create(d, &e, body))
             .map(|v| super::json_reply(StatusCode::CREATED, &v)),

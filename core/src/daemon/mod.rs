@@ -7,12 +7,14 @@
 //! modules.
 
 pub mod api;
+pub mod archive;
 pub mod attach;
 pub mod body;
 pub mod containers;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod stats;
 pub mod volumes;
 
 use std::convert::Infallible;
