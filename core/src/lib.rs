@@ -4,6 +4,7 @@
 //! the driver registry assembly ([`drivers`]). Later: images, the daemon and
 //! its API. Binaries live in `src/bin/`.
 
+pub mod cli;
 pub mod client;
 pub mod container;
 pub mod daemon;

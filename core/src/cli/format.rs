@@ -3,11 +3,43 @@
 //! written as escapes), tables aligned by [`super::tabwriter`], and
 //! docker's renderings of sizes, durations, times and commands.
 
+use clap::Args;
 use serde_json::Value;
 
 use super::tabwriter;
 use super::template::Template;
 use super::CliError;
+
+/// The flags docker's listings share.
+#[derive(Args, Debug, Default)]
+pub struct ListArgs {
+    /// Only display IDs.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Don't truncate output.
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided (KEY=VALUE).
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template.
+    #[arg(long = "format")]
+    pub format: Option<String>,
+}
+
+impl ListArgs {
+    /// Prints `rows`: their `ID`s with `-q`, else as `--format` says.
+    pub fn print(&self, rows: &[Value], default_table: &str, headers: &Value) -> Result<(), CliError> {
+        if self.quiet {
+            for r in rows {
+                println!("{}", r["ID"].as_str().unwrap_or_default());
+            }
+            return Ok(());
+        }
+        print!("{}", render(self.format.as_deref(), default_table, rows, headers)?);
+        Ok(())
+    }
+}
 
 /// Renders one line per row with `format` (else `default_table`); a
 /// table gets a header row made by running its template on `headers`
@@ -18,8 +50,8 @@ pub fn render(format: Option<&str>, default_table: &str, rows: &[Value], headers
         "json" => (false, "{{json .}}"),
         "table" => (true, default_table.trim_start_matches("table")),
         f => match f.strip_prefix("table") {
-            Some(rest) if rest.starts_with(char::is_whitespace) => (true, rest),
-            _ => (false, f),
+            Some(rest) => (true, rest),
+            None => (false, f),
         },
     };
     let body = body.trim_matches(' ').replace("\\t", "\t").replace("\\n", "\n");
@@ -32,10 +64,30 @@ pub fn render(format: Option<&str>, default_table: &str, rows: &[Value], headers
         out.push('\n');
     }
     for r in rows {
-        out.push_str(&t.render(r).map_err(|e| CliError::Failed(e.to_string()))?);
+        let line = t.render(r).map_err(|e| CliError::Failed(e.to_string()))?;
+        // A whole row as JSON is docker's MarshalJSON of it: Go's
+        // json.Marshal, which escapes what HTML would read.
+        if body == "{{json .}}" {
+            out.push_str(&html_escaped(&line));
+        } else {
+            out.push_str(&line);
+        }
         out.push('\n');
     }
     Ok(if table { tabwriter::align(&out) } else { out })
+}
+
+/// JSON text as Go's `json.Marshal` writes it: `<`, `>`, `&`, U+2028
+/// and U+2029 escaped (they appear only inside strings).
+fn html_escaped(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Go's `units.HumanSizeWithPrecision`: decimal units, `precision`
@@ -147,15 +199,37 @@ mod tests {
             render(None, table, &rows, &headers).unwrap(),
             "CONTAINER ID   NAMES\nabc            web\ndefghijklmn    db\n"
         );
-        assert_eq!(render(Some("{{.Names}} {{.ID}}"), table, &rows, &headers).unwrap(), "web abc\ndb defghijklmn\n");
-        assert_eq!(render(Some("{{.ID}}\\t{{.Names}}"), table, &rows[..1], &headers).unwrap(), "abc\tweb\n");
-        assert_eq!(render(Some("json"), table, &rows[..1], &headers).unwrap(), "{\"ID\":\"abc\",\"Names\":\"web\"}\n");
+        assert_eq!(
+            render(Some("{{.Names}} {{.ID}}"), table, &rows, &headers).unwrap(),
+            "web abc\ndb defghijklmn\n"
+        );
+        assert_eq!(
+            render(Some("{{.ID}}\\t{{.Names}}"), table, &rows[..1], &headers).unwrap(),
+            "abc\tweb\n"
+        );
+        assert_eq!(
+            render(Some("json"), table, &rows[..1], &headers).unwrap(),
+            "{\"ID\":\"abc\",\"Names\":\"web\"}\n"
+        );
         assert_eq!(
             render(Some("table {{.Names}}: {{.ID}}"), table, &rows[..1], &headers).unwrap(),
             "NAMES: CONTAINER ID\nweb: abc\n"
         );
+        let tagged = [json!({"Digest": "<none>"})];
+        assert_eq!(
+            render(Some("json"), table, &tagged, &headers).unwrap(),
+            "{\"Digest\":\"\\u003cnone\\u003e\"}\n"
+        );
+        assert_eq!(render(Some("{{.Digest}}"), table, &tagged, &headers).unwrap(), "<none>\n");
+        assert_eq!(
+            render(Some("table{{.ID}}"), table, &rows[..1], &headers).unwrap(),
+            "CONTAINER ID\nabc\n"
+        );
         assert_eq!(render(Some("table"), table, &[], &headers).unwrap(), "CONTAINER ID   NAMES\n");
-        assert!(matches!(render(Some("{{.Nope}}"), table, &rows, &headers), Err(CliError::Failed(_))));
+        assert!(matches!(
+            render(Some("{{.Nope}}"), table, &rows, &headers),
+            Err(CliError::Failed(_))
+        ));
         assert!(matches!(render(Some("{{.ID"), table, &rows, &headers), Err(CliError::Usage(_))));
     }
 }

@@ -145,7 +145,10 @@ pub fn ram_in_bytes(s: &str) -> Option<i64> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().ok()?;
     let unit = unit.trim_start().to_ascii_lowercase();
-    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty())).unwrap_or(&unit);
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b').filter(|u| !u.is_empty()))
+        .unwrap_or(&unit);
     let mult: i64 = match unit {
         "" | "b" => 1,
         "k" => 1 << 10,
@@ -215,8 +218,11 @@ fn restart_policy(s: Option<&str>) -> Result<Value, CliError> {
     let (name, count) = match s.split_once(':') {
         Some((n, c)) => (
             n,
-            c.parse::<i64>()
-                .map_err(|_| usage(format!("invalid restart policy format: maximum retry count must be an integer: {c:?}")))?,
+            c.parse::<i64>().map_err(|_| {
+                usage(format!(
+                    "invalid restart policy format: maximum retry count must be an integer: {c:?}"
+                ))
+            })?,
         ),
         None => (s, 0),
     };
@@ -234,7 +240,9 @@ fn ulimit(s: &str) -> Result<Value, CliError> {
     let soft: i64 = soft.parse().map_err(|_| bad())?;
     let hard: i64 = hard.parse().map_err(|_| bad())?;
     if soft > hard {
-        return Err(usage(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}")));
+        return Err(usage(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        )));
     }
     Ok(json!({ "Name": name, "Soft": soft, "Hard": hard }))
 }
@@ -262,7 +270,10 @@ pub fn mount(spec: &str) -> Result<Value, CliError> {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
             None => (field.trim().to_ascii_lowercase(), None),
         };
-        let value = || v.map(str::to_string).ok_or_else(|| usage(format!("invalid field '{field}' must be a key=value pair")));
+        let value = || {
+            v.map(str::to_string)
+                .ok_or_else(|| usage(format!("invalid field '{field}' must be a key=value pair")))
+        };
         match k.as_str() {
             "type" => kind = value()?,
             "source" | "src" => {
@@ -341,7 +352,9 @@ fn volumes(list: &[String]) -> (Vec<String>, Map<String, Value>) {
         match v.split_once(':') {
             Some((src, rest)) => {
                 let src = if src.starts_with('.') {
-                    std::path::absolute(src).map(|p| p.display().to_string()).unwrap_or_else(|_| src.to_string())
+                    std::path::absolute(src)
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|_| src.to_string())
                 } else {
                     src.to_string()
                 };
@@ -362,8 +375,8 @@ fn security_opts(list: &[String]) -> Result<Vec<String>, CliError> {
         .map(|o| match o.split_once(['=', ':']) {
             Some(("seccomp", p)) if p != "unconfined" && p != "builtin" => {
                 let text = std::fs::read(p).map_err(|e| usage(format!("opening seccomp profile ({p}) failed: {e}")))?;
-                let v: Value = serde_json::from_slice(&text)
-                    .map_err(|e| usage(format!("compacting json for seccomp profile ({p}) failed: {e}")))?;
+                let v: Value =
+                    serde_json::from_slice(&text).map_err(|e| usage(format!("compacting json for seccomp profile ({p}) failed: {e}")))?;
                 Ok(format!("seccomp={v}"))
             }
             _ => Ok(o.clone()),
@@ -432,7 +445,13 @@ impl ContainerOptions {
         let nano = self
             .cpus
             .as_deref()
-            .map(|c| nano_cpus(c).ok_or_else(|| usage(format!("invalid argument {c:?} for \"--cpus\" flag: failed to parse {c} as a rational number"))))
+            .map(|c| {
+                nano_cpus(c).ok_or_else(|| {
+                    usage(format!(
+                        "invalid argument {c:?} for \"--cpus\" flag: failed to parse {c} as a rational number"
+                    ))
+                })
+            })
             .transpose()?;
         let memory_swap = match self.memory_swap.as_deref() {
             Some("-1") => Some(-1),
@@ -550,9 +569,15 @@ mod tests {
         let (binds, anon) = volumes(&["data:/data:ro".into(), "/cache".into(), "/h:/c".into()]);
         assert_eq!(binds, ["data:/data:ro", "/h:/c"]);
         assert_eq!(Value::Object(anon), json!({"/cache": {}}));
-        assert_eq!(restart_policy(Some("on-failure:3")).unwrap(), json!({"Name": "on-failure", "MaximumRetryCount": 3}));
+        assert_eq!(
+            restart_policy(Some("on-failure:3")).unwrap(),
+            json!({"Name": "on-failure", "MaximumRetryCount": 3})
+        );
         assert_eq!(restart_policy(None).unwrap(), json!({"Name": "no", "MaximumRetryCount": 0}));
-        assert_eq!(ulimit("nofile=100:200").unwrap(), json!({"Name": "nofile", "Soft": 100, "Hard": 200}));
+        assert_eq!(
+            ulimit("nofile=100:200").unwrap(),
+            json!({"Name": "nofile", "Soft": 100, "Hard": 200})
+        );
         assert_eq!(ulimit("nproc=5").unwrap(), json!({"Name": "nproc", "Soft": 5, "Hard": 5}));
         assert!(ulimit("nofile=200:100").is_err());
     }

@@ -83,7 +83,10 @@ mod tests {
         );
         assert_eq!(align("A\tB\tC\nxx\t\tz\n"), "A         B         C\nxx                  z\n");
         // A line without tabs ends the block: the next lines align anew.
-        assert_eq!(align("long-cell-here\tx\nplain\na\tb\n"), "long-cell-here   x\nplain\na         b\n");
+        assert_eq!(
+            align("long-cell-here\tx\nplain\na\tb\n"),
+            "long-cell-here   x\nplain\na         b\n"
+        );
         assert_eq!(align("…é\tx"), "…é        x");
         assert_eq!(align(""), "");
     }

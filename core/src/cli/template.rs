@@ -13,14 +13,14 @@
 //! calls with arguments (`{{.Label "k"}}`), and printf verbs beyond
 //! `%s %d %v %q %%`.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Why a template did not parse or run.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
     #[error("template parsing error: {0}")]
     Parse(String),
-    #[error("template: executing {0}")]
+    #[error("template parsing error: template: executing \"\" {0}")]
     Exec(String),
 }
 
@@ -141,29 +141,19 @@ fn lex(action: &str) -> Result<Vec<Tok>> {
         let c = chars[i];
         match c {
             _ if c.is_whitespace() => i += 1,
-            '|' => {
-                toks.push(Tok::Pipe);
-                i += 1;
-            }
-            '(' => {
-                toks.push(Tok::Open);
-                i += 1;
-            }
-            ')' => {
-                toks.push(Tok::Close);
-                i += 1;
-            }
-            ',' => {
-                toks.push(Tok::Comma);
+            '|' | '(' | ')' | ',' | '=' => {
+                toks.push(match c {
+                    '|' => Tok::Pipe,
+                    '(' => Tok::Open,
+                    ')' => Tok::Close,
+                    ',' => Tok::Comma,
+                    _ => Tok::Declare,
+                });
                 i += 1;
             }
             ':' if chars.get(i + 1) == Some(&'=') => {
                 toks.push(Tok::Declare);
                 i += 2;
-            }
-            '=' => {
-                toks.push(Tok::Declare);
-                i += 1;
             }
             '.' => {
                 let end = word_end(i + 1);
@@ -316,13 +306,16 @@ fn parse_action(action: &str, declare: bool) -> Result<Pipe> {
 }
 
 /// What ended a list of nodes.
-enum End {
+enum ListEnd {
+    /// The end of the template.
     Eof,
+    /// `{{end}}`.
     End,
+    /// `{{else}}`, or `{{else if ...}}` with what follows `else`.
     Else(String),
 }
 
-fn parse_list(items: &[(bool, String)], pos: &mut usize) -> Result<(Vec<Node>, End)> {
+fn parse_list(items: &[(bool, String)], pos: &mut usize) -> Result<(Vec<Node>, ListEnd)> {
     let mut nodes = Vec::new();
     while let Some((is_action, s)) = items.get(*pos) {
         *pos += 1;
@@ -332,14 +325,14 @@ fn parse_list(items: &[(bool, String)], pos: &mut usize) -> Result<(Vec<Node>, E
         }
         let (word, rest) = s.split_once(char::is_whitespace).unwrap_or((s, ""));
         match word {
-            "end" => return Ok((nodes, End::End)),
-            "else" => return Ok((nodes, End::Else(rest.trim().to_string()))),
+            "end" => return Ok((nodes, ListEnd::End)),
+            "else" => return Ok((nodes, ListEnd::Else(rest.trim().to_string()))),
             "if" | "with" | "range" => nodes.push(parse_block(word, rest, items, pos)?),
             "define" | "template" | "block" => return parse_err(format!("{{{{{word}}}}} is not supported")),
             _ => nodes.push(Node::Output(parse_action(s, true)?)),
         }
     }
-    Ok((nodes, End::Eof))
+    Ok((nodes, ListEnd::Eof))
 }
 
 /// An `if`/`with`/`range` block after its keyword, up to its `end`.
@@ -347,14 +340,14 @@ fn parse_block(word: &str, rest: &str, items: &[(bool, String)], pos: &mut usize
     let pipe = parse_action(rest, word != "if")?;
     let (then, end) = parse_list(items, pos)?;
     let otherwise = match end {
-        End::Eof => return parse_err(format!("unexpected EOF: {{{{{word}}}}} without {{{{end}}}}")),
-        End::End => Vec::new(),
-        End::Else(cond) if cond.is_empty() => match parse_list(items, pos)? {
-            (nodes, End::End) => nodes,
+        ListEnd::Eof => return parse_err(format!("unexpected EOF: {{{{{word}}}}} without {{{{end}}}}")),
+        ListEnd::End => Vec::new(),
+        ListEnd::Else(cond) if cond.is_empty() => match parse_list(items, pos)? {
+            (nodes, ListEnd::End) => nodes,
             _ => return parse_err(format!("{{{{{word}}}}}: {{{{else}}}} without {{{{end}}}}")),
         },
         // `else if x` / `else with x`: a nested block sharing our end.
-        End::Else(cond) => {
+        ListEnd::Else(cond) => {
             let (w, r) = cond.split_once(char::is_whitespace).unwrap_or((&cond, ""));
             if !matches!(w, "if" | "with") {
                 return parse_err(format!("unexpected {cond:?} after else"));
@@ -379,9 +372,9 @@ impl Template {
         let items = split(text)?;
         let mut pos = 0;
         match parse_list(&items, &mut pos)? {
-            (nodes, End::Eof) => Ok(Template { nodes }),
-            (_, End::End) => parse_err("unexpected {{end}}"),
-            (_, End::Else(_)) => parse_err("unexpected {{else}}"),
+            (nodes, ListEnd::Eof) => Ok(Template { nodes }),
+            (_, ListEnd::End) => parse_err("unexpected {{end}}"),
+            (_, ListEnd::Else(_)) => parse_err("unexpected {{else}}"),
         }
     }
 
@@ -431,12 +424,7 @@ fn field(mut v: Value, keys: &[String], shown: &str) -> Result<Value> {
                 None => return exec_err(format!("at <{shown}>: map has no entry for key {k:?}")),
             },
             Value::Null => return exec_err(format!("at <{shown}>: nil pointer evaluating .{k}")),
-            other => {
-                return exec_err(format!(
-                    "at <{shown}>: can't evaluate field {k} in {}",
-                    go_print(&other)
-                ))
-            }
+            other => return exec_err(format!("at <{shown}>: can't evaluate field {k} in {}", go_print(&other))),
         };
     }
     Ok(v)
@@ -486,9 +474,7 @@ impl Exec {
             Value::Array(a) => a.into_iter().enumerate().map(|(i, x)| (Value::from(i), x)).collect(),
             Value::Object(o) => o.into_iter().map(|(k, x)| (Value::String(k), x)).collect(),
             Value::Null => Vec::new(),
-            Value::Number(n) if n.as_u64().is_some() => {
-                (0..n.as_u64().unwrap_or(0)).map(|i| (Value::from(i), Value::from(i))).collect()
-            }
+            Value::Number(n) if n.as_u64().is_some() => (0..n.as_u64().unwrap_or(0)).map(|i| (Value::from(i), Value::from(i))).collect(),
             other => return exec_err(format!("range can't iterate over {}", go_print(&other))),
         };
         if items.is_empty() {
@@ -714,7 +700,11 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
         "ne" | "lt" | "le" | "gt" | "ge" => {
             arity(name, &args, 2)?;
             let Some(o) = compare(&args[0], &args[1]) else {
-                return exec_err(format!("incompatible types for comparison: {} and {}", text(&args[0]), text(&args[1])));
+                return exec_err(format!(
+                    "incompatible types for comparison: {} and {}",
+                    text(&args[0]),
+                    text(&args[1])
+                ));
             };
             use std::cmp::Ordering::*;
             Value::Bool(match name {
@@ -727,11 +717,6 @@ fn call(name: &str, args: Vec<Value>) -> Result<Value> {
         }
         other => return exec_err(format!("function {other:?} not defined")),
     })
-}
-
-/// An object of `fields` for templates, from string pairs.
-pub fn object<'a>(fields: impl IntoIterator<Item = (&'a str, Value)>) -> Value {
-    Value::Object(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<Map<_, _>>())
 }
 
 #[cfg(test)]
@@ -764,7 +749,8 @@ mod tests {
 
     #[test]
     fn pipelines_functions_and_blocks() {
-        let v = json!({"Names": "web", "Labels": {"a": "1", "b": "2"}, "Ports": [], "Mounts": [{"Source": "/s"}, {"Source": "/t"}], "N": 3});
+        let v =
+            json!({"Names": "web", "Labels": {"a": "1", "b": "2"}, "Ports": [], "Mounts": [{"Source": "/s"}, {"Source": "/t"}], "N": 3});
         assert_eq!(render("{{.Names | upper}}", &v), "WEB");
         assert_eq!(render("{{upper .Names}}-{{title \"hello world\"}}", &v), "WEB-Hello World");
         assert_eq!(render("{{range .Mounts}}{{.Source}};{{end}}", &v), "/s;/t;");
@@ -774,7 +760,10 @@ mod tests {
         assert_eq!(render("{{if gt .N 5}}big{{else if gt .N 2}}mid{{else}}small{{end}}", &v), "mid");
         assert_eq!(render("{{with .Labels}}{{.a}}{{end}}", &v), "1");
         assert_eq!(render("{{join (split \"a,b,c\" \",\") \"-\"}}", &v), "a-b-c");
-        assert_eq!(render("{{len .Mounts}} {{index .Mounts 1 \"Source\"}} {{index .Labels \"b\"}}", &v), "2 /t 2");
+        assert_eq!(
+            render("{{len .Mounts}} {{index .Mounts 1 \"Source\"}} {{index .Labels \"b\"}}", &v),
+            "2 /t 2"
+        );
         assert_eq!(render("{{printf \"%s=%d%%\" .Names .N}}", &v), "web=3%");
         assert_eq!(render("{{truncate .Names 2}}|{{pad .Names 1 2}}|", &v), "we| web  |");
         assert_eq!(render("a {{- .Names -}} b\n{{- \"c\"}}", &v), "awebbc");
