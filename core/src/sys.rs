@@ -6,6 +6,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 fn cstr(path: &Path) -> io::Result<CString> {
@@ -163,6 +164,44 @@ fn parse_stat(stat: &str) -> io::Result<(char, u64)> {
     Ok((state, start))
 }
 
+/// A UNIX socket's path usable with bind(2) and connect(2), which take at
+/// most 107 bytes: a longer path is reached through an open handle on its
+/// directory (`/proc/self/fd/N/NAME`), held as long as this lives.
+pub struct SocketPath {
+    _dir: Option<std::fs::File>,
+    path: std::path::PathBuf,
+}
+
+impl SocketPath {
+    pub fn new(path: &Path) -> io::Result<SocketPath> {
+        if path.as_os_str().len() < 100 {
+            return Ok(SocketPath {
+                _dir: None,
+                path: path.to_path_buf(),
+            });
+        }
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: not a socket path", path.display()),
+            ));
+        };
+        let dir = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(dir)?;
+        let short = proc_fd_path(&dir).join(name);
+        Ok(SocketPath {
+            _dir: Some(dir),
+            path: short,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +212,18 @@ mod tests {
         assert_eq!(parse_stat(s).unwrap(), ('S', 98765));
         let me = process_start_time(std::process::id() as i32).unwrap();
         assert!(me > 0);
+    }
+
+    #[test]
+    fn long_socket_paths_bind_through_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("x.sock");
+        let sp = SocketPath::new(&path).unwrap();
+        assert!(sp.path().as_os_str().len() < 100);
+        let _l = std::os::unix::net::UnixListener::bind(sp.path()).unwrap();
+        assert!(path.exists());
+        std::os::unix::net::UnixStream::connect(SocketPath::new(&path).unwrap().path()).unwrap();
     }
 }

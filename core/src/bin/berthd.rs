@@ -67,7 +67,9 @@ fn run(args: Args) -> Result<()> {
         .build()
         .context("start the async runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::UnixListener::bind(&socket).with_context(|| format!("listen on {}", socket.display()))?;
+        let listener = berth_core::sys::SocketPath::new(&socket)
+            .and_then(|p| tokio::net::UnixListener::bind(p.path()))
+            .with_context(|| format!("listen on {}", socket.display()))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).with_context(|| format!("chmod {}", socket.display()))?;
         let daemon = Arc::new(berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone())?);
         // Containers that kept running while berthd was away are followed

@@ -49,6 +49,11 @@ fn null_or_empty(v: &Value) -> bool {
 /// (the user's Entrypoint drops the image's Cmd; Env merged by key;
 /// ExposedPorts, Volumes and Labels merged).
 fn merge_config(mut cfg: Value, image: &Value) -> Value {
+    // `--entrypoint ""` clears the image's entrypoint and its command.
+    if cfg["Entrypoint"].as_array().is_some_and(|a| a.len() == 1 && a[0] == "") {
+        cfg["Entrypoint"] = Value::Null;
+        return merge_rest(cfg, image);
+    }
     let user_entrypoint = !null_or_empty(&cfg["Entrypoint"]);
     if !user_entrypoint {
         cfg["Entrypoint"] = image["Entrypoint"].clone();
@@ -56,6 +61,11 @@ fn merge_config(mut cfg: Value, image: &Value) -> Value {
             cfg["Cmd"] = image["Cmd"].clone();
         }
     }
+    merge_rest(cfg, image)
+}
+
+/// Everything but the command: Env by key, the rest as Docker merges it.
+fn merge_rest(mut cfg: Value, image: &Value) -> Value {
     let mut env = strings(&image["Env"]);
     for e in strings(&cfg["Env"]) {
         let key = e.split('=').next().unwrap_or_default().to_string();
@@ -489,14 +499,15 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         .filter(|h| !h.is_empty())
         .unwrap_or(r.short_id())
         .to_string();
+    // These files and config.json are made again at every start, so they
+    // are written plainly: a crash leaves nothing that start relies on.
     let files = || -> std::io::Result<()> {
-        berth_fs::atomic::write(&dir.join("hostname"), format!("{hostname}\n").as_bytes())?;
-        berth_fs::atomic::write(
-            &dir.join("hosts"),
-            spec::hosts_file(&hostname, &strings(&r.host_config["ExtraHosts"])).as_bytes(),
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+        std::fs::write(
+            dir.join("hosts"),
+            spec::hosts_file(&hostname, &strings(&r.host_config["ExtraHosts"])),
         )?;
-        let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-        berth_fs::atomic::write(&dir.join("resolv.conf"), &resolv)
+        std::fs::write(dir.join("resolv.conf"), std::fs::read("/etc/resolv.conf").unwrap_or_default())
     };
     if let Err(err) = files() {
         return Err(fail(&taken, format!("write the container's /etc files: {err}")));
@@ -517,7 +528,7 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
             return Err(bad(msg));
         }
     };
-    if let Err(err) = berth_fs::atomic::write(&dir.join("config.json"), config.to_string().as_bytes()) {
+    if let Err(err) = std::fs::write(dir.join("config.json"), config.to_string()) {
         return Err(fail(&taken, format!("write config.json: {err}")));
     }
     let run = run_dir(d, &r.id);
@@ -554,13 +565,13 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
     let _ = monitor_ref;
     // Attach requests made before start see everything from the first byte.
     for (want, tx) in e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(&cfg.socket) {
+        if let Ok(mut s) = crate::sys::SocketPath::new(&cfg.socket).and_then(|p| std::os::unix::net::UnixStream::connect(p.path())) {
             if std::io::Write::write_all(&mut s, &[want]).is_ok() {
                 let _ = tx.send(s);
             }
         }
     }
-    if let Err(msg) = runtime(d, &["start", &r.id]) {
+    if let Err(msg) = runtime(d, &["start", &r.id]).map_err(|m| docker_wording(&m)) {
         let _ = runtime(d, &["delete", "--force", &r.id]);
         // The monitor sees the init gone and records an exit; the watcher
         // is not running yet, so release here.
@@ -589,9 +600,23 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         .map_err(failure)
 }
 
+/// The runtime's error for a failed exec, with the words the docker CLI
+/// looks for to exit 127 or 126.
+fn docker_wording(msg: &str) -> String {
+    if msg.contains("ENOENT") && !msg.contains("no such file or directory") {
+        format!("{msg}: no such file or directory")
+    } else if msg.contains("EACCES") && !msg.contains("permission denied") {
+        format!("{msg}: permission denied")
+    } else {
+        msg.to_string()
+    }
+}
+
 /// The monitor serving `socket`: the peer of a connection to it.
 fn find_monitor(socket: &std::path::Path) -> Option<container::MonitorRef> {
-    let s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    let s = crate::sys::SocketPath::new(socket)
+        .and_then(|p| std::os::unix::net::UnixStream::connect(p.path()))
+        .ok()?;
     let _ = std::io::Write::write_all(&mut &s, &[0]);
     let cred = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
     container::MonitorRef::of(cred.pid())
@@ -632,7 +657,7 @@ pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<St
 fn watch(d: Arc<Daemon>, e: Arc<Entry>) {
     tokio::spawn(async move {
         let socket = attach_socket(&d, &e.record().id);
-        if let Ok(mut s) = tokio::net::UnixStream::connect(&socket).await {
+        if let Ok(mut s) = connect_socket(&socket).await {
             if s.write_all(&[0]).await.is_ok() {
                 let mut buf = [0u8; 4096];
                 // Only the exit frame comes to a client that wants nothing.
@@ -767,7 +792,14 @@ pub async fn kill(d: &Arc<Daemon>, e: &Entry, signal: &str) -> Result<(), Failur
     })
     .await
     .map_err(|err| internal(err.to_string()))?
-    .map_err(internal)?;
+    .map_err(|msg| {
+        // It ended between our look and the runtime's.
+        if msg.contains("is stopped") || msg.contains("does not exist") {
+            (StatusCode::CONFLICT, format!("Container {} is not running", r.id))
+        } else {
+            internal(msg)
+        }
+    })?;
     if paused {
         let _ = d.containers.update(e, |r| r.state.status = "running".into());
     }
@@ -863,9 +895,8 @@ pub async fn remove(d: &Arc<Daemon>, e: Arc<Entry>, force: bool, volumes: bool) 
 
 /// `POST /containers/{id}/wait?condition=`: the exit code once the
 /// condition holds.
-pub async fn wait(e: Arc<Entry>, condition: &str) -> Result<Value, Failure> {
+pub async fn wait(e: Arc<Entry>, condition: &str, exits: u64) -> Result<Value, Failure> {
     let mut rx = e.changed.subscribe();
-    let exits = e.exits.load(Ordering::SeqCst);
     loop {
         let done = match condition {
             "" | "not-running" => !e.record().state.running() && e.record().state.status != "restarting",
@@ -1241,10 +1272,16 @@ pub async fn restore(d: &Arc<Daemon>) {
     }
 }
 
+/// Connects to a monitor's socket, however long its path.
+async fn connect_socket(path: &std::path::Path) -> std::io::Result<tokio::net::UnixStream> {
+    let short = crate::sys::SocketPath::new(path)?;
+    tokio::net::UnixStream::connect(short.path()).await
+}
+
 /// Connects to a running container's monitor for the streams in `want`.
 pub async fn connect(d: &Daemon, e: &Entry, want: u8) -> Result<tokio::net::UnixStream, Failure> {
     let id = e.record().id.clone();
-    let mut s = tokio::net::UnixStream::connect(attach_socket(d, &id))
+    let mut s = connect_socket(&attach_socket(d, &id))
         .await
         .map_err(|err| internal(format!("attach to {id}: {err}")))?;
     s.write_all(&[want])
@@ -1339,10 +1376,12 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
                 if !matches!(condition.as_str(), "" | "not-running" | "next-exit" | "removed") {
                     Err(bad(format!("invalid condition: {condition:?}")))
                 } else {
-                    // Headers now, the body when the condition holds.
+                    // Headers now, the body when the condition holds; the
+                    // exit to wait past is the one seen now.
                     let (tx, body) = super::body::channel();
+                    let exits = e.exits.load(Ordering::SeqCst);
                     tokio::spawn(async move {
-                        let v = match wait(e, &condition).await {
+                        let v = match wait(e, &condition, exits).await {
                             Ok(v) => v,
                             Err((_, m)) => json!({ "StatusCode": -1, "Error": { "Message": m } }),
                         };

@@ -194,7 +194,7 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
     }
     let run = d.exec_root.join(&exec.container);
     let process_file = run.join(format!("exec-{}.json", &exec.id[..12]));
-    berth_fs::atomic::write(&process_file, process.to_string().as_bytes())
+    std::fs::write(&process_file, process.to_string())
         .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("write {}: {e}", process_file.display())))?;
     let mut cmd = tokio::process::Command::new(&d.runtime);
     cmd.arg("--root")
@@ -205,7 +205,8 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
     let console = if tty {
         let path = run.join(format!("exec-{}.sock", &exec.id[..12]));
         let _ = std::fs::remove_file(&path);
-        let l = tokio::net::UnixListener::bind(&path)
+        let l = crate::sys::SocketPath::new(&path)
+            .and_then(|p| tokio::net::UnixListener::bind(p.path()))
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("listen on {}: {e}", path.display())))?;
         cmd.arg("--console-socket").arg(&path);
         Some((l, path))

@@ -153,7 +153,9 @@ fn nonblocking(fd: &impl AsRawFd) {
 /// Creates the container through the runtime and sets up the stdio.
 fn create(cfg: &Config) -> Result<Monitor<'_>, String> {
     let _ = std::fs::remove_file(&cfg.socket);
-    let listener = UnixListener::bind(&cfg.socket).map_err(|e| format!("listen on {}: {e}", cfg.socket.display()))?;
+    let listener = crate::sys::SocketPath::new(&cfg.socket)
+        .and_then(|p| UnixListener::bind(p.path()))
+        .map_err(|e| format!("listen on {}: {e}", cfg.socket.display()))?;
     let log = LogWriter::open(&cfg.log_path, cfg.rotation).map_err(|e| format!("open log {}: {e}", cfg.log_path.display()))?;
     let pid_file = cfg.socket.with_file_name("init.pid");
     let mut cmd = std::process::Command::new(&cfg.runtime);
@@ -169,7 +171,9 @@ fn create(cfg: &Config) -> Result<Monitor<'_>, String> {
     let console = if cfg.tty {
         let path = cfg.socket.with_file_name("console.sock");
         let _ = std::fs::remove_file(&path);
-        let l = UnixListener::bind(&path).map_err(|e| format!("listen on {}: {e}", path.display()))?;
+        let l = crate::sys::SocketPath::new(&path)
+            .and_then(|p| UnixListener::bind(p.path()))
+            .map_err(|e| format!("listen on {}: {e}", path.display()))?;
         l.set_nonblocking(true).map_err(|e| format!("console socket: {e}"))?;
         cmd.arg("--console-socket").arg(&path);
         cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
@@ -344,11 +348,20 @@ impl Monitor<'_> {
     }
 
     fn accept(&mut self) {
-        while let Ok((sock, _)) = self.listener.accept() {
+        while let Ok((mut sock, _)) = self.listener.accept() {
+            // The hello byte is read now, before any more output is relayed:
+            // output read in this same pass must reach this client already.
+            let _ = sock.set_nonblocking(false);
+            let _ = sock.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut hello = [0u8; 1];
+            let want = match sock.read(&mut hello) {
+                Ok(1) => Some(hello[0]),
+                _ => continue,
+            };
             let _ = sock.set_nonblocking(true);
             self.clients.push(Client {
                 sock,
-                want: None,
+                want,
                 inbuf: Vec::new(),
                 outbuf: Vec::new(),
                 gone: false,
@@ -556,7 +569,8 @@ fn flush_client(c: &mut Client) {
 /// subreaper's once this returns.
 pub fn spawn(monitor: &Path, config_path: &Path, cfg: &Config, log: &Path) -> Result<i32, String> {
     let text = serde_json::to_vec_pretty(cfg).map_err(|e| e.to_string())?;
-    berth_fs::atomic::write(config_path, &text).map_err(|e| format!("write {}: {e}", config_path.display()))?;
+    // Read once by the monitor it is written for: no need to survive a crash.
+    std::fs::write(config_path, &text).map_err(|e| format!("write {}: {e}", config_path.display()))?;
     let stderr = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

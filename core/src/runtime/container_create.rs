@@ -142,7 +142,9 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
 
     let (console, our_console) = tty::console_ends(terminal, opts.console_socket).map_err(|e| RuntimeError::io("console", "", e))?;
     let sock_path = dir.join(START_SOCKET);
-    let listener = UnixListener::bind(&sock_path).map_err(|e| RuntimeError::io("bind start socket", &sock_path, e))?;
+    let listener = crate::sys::SocketPath::new(&sock_path)
+        .and_then(|p| UnixListener::bind(p.path()))
+        .map_err(|e| RuntimeError::io("bind start socket", &sock_path, e))?;
     let (ours, theirs) = sync::pair().map_err(|e| RuntimeError::io("sync socket", "", e))?;
     let namespaces = NamespacePlan::for_container(linux.namespaces().as_deref().unwrap_or_default());
     let user_namespace = namespaces.new_user

@@ -22,7 +22,9 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         });
     }
     let sock = dir.join(START_SOCKET);
-    let mut conn = UnixStream::connect(&sock).map_err(|e| RuntimeError::io("connect start socket", &sock, e))?;
+    let mut conn = crate::sys::SocketPath::new(&sock)
+        .and_then(|p| UnixStream::connect(p.path()))
+        .map_err(|e| RuntimeError::io("connect start socket", &sock, e))?;
     // From now on the container counts as started, whatever exec says.
     let _ = std::fs::remove_file(&sock);
     let mut reply = Vec::new();

@@ -87,7 +87,8 @@ pub fn console_ends(terminal: bool, console_socket: Option<&Path>) -> io::Result
     match (terminal, console_socket) {
         (false, _) => Ok((None, None)),
         (true, Some(path)) => {
-            let s = UnixStream::connect(path)
+            let s = crate::sys::SocketPath::new(path)
+                .and_then(|p| UnixStream::connect(p.path()))
                 .map_err(|e| io::Error::new(e.kind(), format!("connect console socket {}: {e}", path.display())))?;
             Ok((Some(s.into()), None))
         }
