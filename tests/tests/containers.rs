@@ -275,6 +275,41 @@ fn pause_freezes_and_top_lists_the_processes() {
 }
 
 #[test]
+fn init_reaps_orphans_and_passes_signals_on() {
+    let Some(d) = daemon("init_reaps_orphans_and_passes_signals_on") else {
+        return;
+    };
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /proc/1/comm; echo $$; (sleep 0.1 &); sleep 0.6; ps -o stat,comm | grep -c '^Z' ; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(
+        out(&o),
+        "berth-init\n2\n0",
+        "PID 1 is the init, the command its child, no zombie left"
+    );
+    // A command as PID 1 ignores SIGTERM (it has no handler); under the
+    // init it gets it and ends.
+    ok(d.docker()
+        .args(["run", "-d", "--init", "--name", "term", "busybox", "sleep", "100"]));
+    let started = Instant::now();
+    ok(d.docker().args(["stop", "-t", "5", "term"]));
+    assert!(started.elapsed() < Duration::from_secs(4), "stopped by SIGTERM, not the timeout");
+    assert_eq!(inspect(&d, "term", "{{.State.ExitCode}}"), "143");
+    let o = docker(&d, &["run", "--rm", "--init", "busybox", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(127), "{}", text(&o));
+}
+
+#[test]
 fn containers_get_the_default_hardening() {
     let Some(d) = daemon("containers_get_the_default_hardening") else {
         return;

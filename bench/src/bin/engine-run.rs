@@ -158,7 +158,10 @@ fn main() -> Result<()> {
     println!("docker run --rm --network none busybox true, docker CLI, median of {n} interleaved runs:");
     println!("  berthd (fuse-union, berth-runtime)    {:>9}", ms(mb));
     println!("  dockerd 20.10 (overlay2, containerd, runc) {:>9}", ms(mk));
-    println!("  ratio berthd / dockerd: {:.2} (below 1.00: berthd is faster)", mb.as_secs_f64() / mk.as_secs_f64());
+    println!(
+        "  ratio berthd / dockerd: {:.2} (below 1.00: berthd is faster)",
+        mb.as_secs_f64() / mk.as_secs_f64()
+    );
     println!(
         "  target: berthd under 100 ms: {}",
         if mb < Duration::from_millis(100) { "met" } else { "NOT met" }

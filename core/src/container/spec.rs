@@ -302,6 +302,9 @@ pub fn build(
         linux["sysctl"] = Value::Object(sysctls);
     }
     spec["linux"] = linux;
+    if hc["Init"].as_bool().unwrap_or(false) {
+        spec["annotations"] = json!({ crate::runtime::process::finalize::INIT_ANNOTATION: "true" });
+    }
     Ok(spec)
 }
 

@@ -906,7 +906,8 @@ pub async fn wait(e: Arc<Entry>, condition: &str, exits: u64) -> Result<Value, F
         } || e.removed.load(Ordering::SeqCst);
         if done {
             let r = e.record();
-            let error = if r.state.error.is_empty() {
+            // A container that never ran reported its error at start.
+            let error = if r.state.error.is_empty() || !r.has_been_started {
                 Value::Null
             } else {
                 json!({ "Message": r.state.error })

@@ -159,6 +159,11 @@ pub fn create(root: &Root, opts: &CreateOptions, own_console: bool) -> Result<Cr
             caps: &caps,
             seccomp: seccomp.as_ref(),
             preserve_fds: opts.preserve_fds,
+            init: spec
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(super::process::finalize::INIT_ANNOTATION))
+                .is_some_and(|v| v == "true"),
         },
         container: Some(ContainerSetup {
             spec,

@@ -93,6 +93,7 @@ pub fn exec(root: &Root, opts: ExecOptions) -> Result<i32> {
             caps: &caps,
             seccomp: seccomp.as_ref(),
             preserve_fds: opts.preserve_fds,
+            init: false,
         },
         container: None,
         console,

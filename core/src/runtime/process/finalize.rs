@@ -25,7 +25,15 @@ pub struct Finalize<'a> {
     pub seccomp: Option<&'a SeccompProgram>,
     /// Extra fds (from 3 up) to pass to the process (`--preserve-fds`).
     pub preserve_fds: i32,
+    /// Stay as the container's PID 1, a tiny init that reaps orphans and
+    /// passes signals on, with the process as its child ([`INIT_ANNOTATION`]).
+    pub init: bool,
 }
+
+/// The annotation that asks for an init as PID 1 (`docker run --init`).
+/// The init is this process itself, already hardened as the container's
+/// process is, so no binary has to be put into the container.
+pub const INIT_ANNOTATION: &str = "org.berth.init";
 
 fn fail(step: &str, e: impl std::fmt::Display) -> InitError {
     InitError::new(step, None, e)
@@ -186,8 +194,59 @@ fn run(f: &Finalize) -> Result<std::convert::Infallible, InitError> {
     if let (Some(s), true) = (f.seccomp, nnp) {
         s.install().map_err(|e| fail("seccomp", e))?;
     }
+    if f.init {
+        return init(&exe, &c_exe, &c_args, &c_env);
+    }
     let e = nix::unistd::execve(&c_exe, &c_args, &c_env)
         .err()
         .unwrap_or(nix::errno::Errno::EINVAL);
     Err(InitError::new("exec", Some(&exe), e))
+}
+
+/// `--init`: forks the process, which execs; this one stays as PID 1,
+/// reaping every child and passing signals to the process, and exits as
+/// the process does. Returns only if the exec failed.
+fn init(exe: &Path, c_exe: &CString, c_args: &[CString], c_env: &[CString]) -> Result<std::convert::Infallible, InitError> {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+    // The child reports a failed exec here; EOF means the exec happened.
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail("init pipe", e))?;
+    let child = match crate::sys::fork().map_err(|e| fail("init fork", e))? {
+        0 => {
+            drop(r);
+            let e = nix::unistd::execve(c_exe, c_args, c_env).err().unwrap_or(nix::errno::Errno::EINVAL);
+            let _ = nix::unistd::write(&w, e.desc().as_bytes());
+            // SAFETY: _exit in the forked child, which must not run the parent's exit path.
+            unsafe { libc::_exit(127) };
+        }
+        pid => nix::unistd::Pid::from_raw(pid),
+    };
+    drop(w);
+    let mut msg = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut std::fs::File::from(r), &mut msg);
+    if !msg.is_empty() {
+        let _ = waitpid(child, None);
+        return Err(InitError::new("exec", Some(exe), String::from_utf8_lossy(&msg)));
+    }
+    // Exec succeeded: let go of everything (the start socket reads EOF).
+    // SAFETY: close_range on fds this process owns; none is used again.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    let _ = nix::sys::prctl::set_name(c"berth-init");
+    let all = SigSet::all();
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
+    loop {
+        let sig = all.wait().unwrap_or(Signal::SIGCHLD);
+        if sig != Signal::SIGCHLD {
+            let _ = nix::sys::signal::kill(child, sig);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                Ok(WaitStatus::Signaled(pid, s, _)) if pid == child => std::process::exit(128 + s as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
 }
