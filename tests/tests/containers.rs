@@ -479,8 +479,35 @@ fn resources_reach_the_cgroup() {
     };
     assert_eq!(std::fs::read_to_string(&mem).unwrap().trim(), "67108864");
     assert_eq!(std::fs::read_to_string(&pids).unwrap().trim(), "20");
-    let cpu = std::fs::read_to_string(&cpu).unwrap();
+    let cpu_file = cpu;
+    let cpu = std::fs::read_to_string(&cpu_file).unwrap();
     assert!(cpu.starts_with("50000"), "{cpu}");
+    // docker update changes them in place.
+    ok(d.docker().args([
+        "update",
+        "--memory",
+        "48m",
+        "--memory-swap",
+        "96m",
+        "--pids-limit",
+        "30",
+        "--cpus",
+        "0.25",
+        &id,
+    ]));
+    assert_eq!(std::fs::read_to_string(&mem).unwrap().trim(), "50331648");
+    assert_eq!(std::fs::read_to_string(&pids).unwrap().trim(), "30");
+    assert!(std::fs::read_to_string(&cpu_file).unwrap().starts_with("25000"));
+    assert_eq!(inspect(&d, &id, "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}"), "50331648 30");
+    ok(d.docker().args(["update", "--restart", "on-failure:3", &id]));
+    assert_eq!(
+        inspect(
+            &d,
+            &id,
+            "{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}"
+        ),
+        "on-failure 3"
+    );
     ok(d.docker().args(["rm", "-f", &id]));
     assert!(!std::path::Path::new(&mem).exists(), "the cgroup goes with the container");
 }

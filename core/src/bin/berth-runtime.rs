@@ -100,6 +100,13 @@ enum Command {
         #[arg(default_value = "SIGTERM")]
         signal: String,
     },
+    /// Change a running container's memory, CPU and pids limits.
+    Update {
+        /// linux.resources as JSON (`-` reads stdin).
+        #[arg(short, long)]
+        resources: PathBuf,
+        id: String,
+    },
     /// Delete a container.
     Delete {
         #[arg(short, long)]
@@ -217,6 +224,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::State { id } => println!("{}", serde_json::to_string_pretty(&container_state::state(&root, &id)?)?),
         Command::Kill { all, id, signal } => container_kill::kill(&root, &id, container_kill::parse_signal(&signal)?, all)?,
         Command::Delete { force, id } => container_delete::delete(&root, &id, force)?,
+        Command::Update { resources, id } => berth_core::runtime::container_update::update(&root, &id, &resources)?,
         Command::Run { detach, args } => return Ok(container_run::run(&root, &args.options(), detach)?),
         Command::Exec {
             process,

@@ -107,7 +107,7 @@ pub fn resolve_user(rootfs: &Path, user: &str) -> Result<(u32, u32, Vec<u32>), S
 }
 
 /// Docker's `--memory` etc. as OCI resources.
-fn resources(hc: &Value) -> Value {
+pub fn resources(hc: &Value) -> Value {
     let mut r = json!({ "devices": default_profile::device_rules() });
     let int = |k: &str| hc[k].as_i64().filter(|&n| n > 0);
     if let Some(m) = int("Memory") {

@@ -1173,6 +1173,52 @@ pub fn top(d: &Daemon, e: &Entry, ps_args: &str) -> Result<Value, Failure> {
     Ok(json!({ "Titles": titles, "Processes": processes }))
 }
 
+/// `POST /containers/{id}/update`: new limits (memory, CPU, pids) and
+/// restart policy, applied at once to a running container.
+pub async fn update(d: &Arc<Daemon>, e: &Entry, body: &[u8]) -> Result<Value, Failure> {
+    let v: Value = serde_json::from_slice(body).map_err(|err| bad(format!("invalid JSON in the request body: {err}")))?;
+    let r = e.snapshot();
+    let mut hc = r.host_config.clone();
+    const LIMITS: [&str; 7] = [
+        "Memory",
+        "MemorySwap",
+        "MemoryReservation",
+        "NanoCpus",
+        "CpuShares",
+        "CpuQuota",
+        "CpuPeriod",
+    ];
+    for k in LIMITS.iter().chain(&["PidsLimit"]) {
+        if v[*k].as_i64().is_some_and(|n| n != 0) {
+            hc[*k] = v[*k].clone();
+        }
+    }
+    if v["NanoCpus"].as_i64().is_some_and(|n| n > 0) && (hc["CpuQuota"].as_i64().unwrap_or(0) > 0) {
+        return Err(bad("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set"));
+    }
+    if !null_or_empty(&v["RestartPolicy"]["Name"]) {
+        hc["RestartPolicy"] = v["RestartPolicy"].clone();
+    }
+    check_restart_policy(&hc)?;
+    if r.state.running() {
+        let mut res = spec::resources(&hc);
+        if let Some(o) = res.as_object_mut() {
+            o.remove("devices");
+        }
+        let file = run_dir(d, &r.id).join("update.json");
+        std::fs::write(&file, res.to_string()).map_err(|err| internal(format!("write {}: {err}", file.display())))?;
+        let (d2, id, f2) = (d.clone(), r.id.clone(), file.clone());
+        let result = tokio::task::spawn_blocking(move || runtime(&d2, &["update", "--resources", &f2.display().to_string(), &id]))
+            .await
+            .map_err(|err| internal(err.to_string()))?;
+        let _ = std::fs::remove_file(&file);
+        result.map_err(|msg| internal(format!("Cannot update container {}: {msg}", r.id)))?;
+    }
+    d.containers.update(e, |r| r.host_config = hc).map_err(failure)?;
+    d.events.container("update", &e.snapshot(), &[]);
+    Ok(json!({ "Warnings": [] }))
+}
+
 /// `POST /containers/{id}/rename?name=`.
 pub fn rename(d: &Daemon, e: &Entry, name: &str) -> Result<(), Failure> {
     let name = container::valid_name(name).map_err(failure)?;
@@ -1418,6 +1464,10 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
             )
             .await
             .map(|_| empty(StatusCode::OK)),
+            Err(e) => Err(e),
+        },
+        (&Method::POST, [key, "update"]) => match find(key) {
+            Ok(e) => update(d, &e, body).await.map(|v| super::json_reply(StatusCode::OK, &v)),
             Err(e) => Err(e),
         },
         (&Method::POST, [key, "exec"]) => find(key)

@@ -15,6 +15,7 @@ pub mod container_ps;
 pub mod container_run;
 pub mod container_start;
 pub mod container_state;
+pub mod container_update;
 pub mod error;
 pub mod hooks;
 pub mod process;

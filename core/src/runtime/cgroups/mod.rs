@@ -252,6 +252,14 @@ impl Cgroup {
     }
 
     /// Thaws the cgroup and waits until the kernel reports it thawed.
+    /// Changes the memory, CPU and pids limits in place (`update`).
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        match &self.backend {
+            Backend::V1(cg) => v1::update_resources(cg, resources),
+            Backend::V2(cg) => v2::update_resources(cg, resources),
+        }
+    }
+
     pub fn thaw(&self) -> Result<(), CgroupError> {
         match &self.backend {
             Backend::V1(cg) => cg.thaw(),

@@ -182,6 +182,11 @@ impl V1Cgroup {
     }
 }
 
+/// See [`super::Cgroup::update`].
+pub(crate) fn update_resources(cgroup: &V1Cgroup, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+    resources::update(cgroup, r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,6 +133,11 @@ impl V2Cgroup {
     }
 }
 
+/// See [`super::Cgroup::update`].
+pub(crate) fn update_resources(cgroup: &V2Cgroup, r: &oci_spec::runtime::LinuxResources) -> Result<(), CgroupError> {
+    resources::update(cgroup, r)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -227,6 +227,21 @@ fn block_io(cgroup: &V2Cgroup, io: &LinuxBlockIo) -> Result<(), CgroupError> {
     Ok(())
 }
 
+/// Changes the memory, CPU and pids limits of a running container
+/// (`update`); device rules and the rest stay as created.
+pub(super) fn update(cgroup: &V2Cgroup, r: &LinuxResources) -> Result<(), CgroupError> {
+    if let Some(m) = r.memory() {
+        memory(cgroup, m)?;
+    }
+    if let Some(c) = r.cpu() {
+        cpu(cgroup, c)?;
+    }
+    if let Some(p) = r.pids() {
+        set(cgroup, "pids.max", &limits::pids_max(p.limit()).v2())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
