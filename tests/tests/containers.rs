@@ -844,3 +844,60 @@ fn stats_cp_and_export() {
     );
     ok(d.docker().args(["rm", "-f", "files"]));
 }
+
+#[test]
+fn docker_compose_runs_a_project() {
+    let Some(d) = daemon("docker_compose_runs_a_project") else { return };
+    let project = tempfile::tempdir().unwrap();
+    // Without networks yet (they come with the network drivers), services
+    // use network_mode: none.
+    std::fs::write(
+        project.path().join("docker-compose.yml"),
+        r#"version: "3.7"
+services:
+  web:
+    image: busybox
+    command: sh -c "echo web up; echo $$ROLE > /data/role; sleep 100"
+    init: true
+    network_mode: none
+    environment:
+      - ROLE=frontend
+    volumes:
+      - data:/data
+    labels:
+      tier: front
+  job:
+    image: busybox
+    command: sh -c "echo job done"
+    network_mode: none
+volumes:
+  data:
+"#,
+    )
+    .unwrap();
+    let compose = |args: &[&str]| {
+        let mut c = Command::new("docker-compose");
+        c.current_dir(project.path())
+            .env("DOCKER_HOST", d.host())
+            .env("COMPOSE_PROJECT_NAME", "berthtest")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    };
+    ok(&mut compose(&["up", "-d"]));
+    eventually(10, "web's file", || {
+        compose(&["exec", "-T", "web", "cat", "/data/role"]).output().unwrap().stdout == b"frontend\n"
+    });
+    let ps = ok(&mut compose(&["ps"]));
+    assert!(ps.contains("berthtest_web_1") && ps.contains("Up"), "{ps}");
+    assert!(ps.contains("berthtest_job_1") && ps.contains("Exit 0"), "{ps}");
+    let logs = ok(&mut compose(&["logs", "--no-color"]));
+    assert!(logs.contains("web up") && logs.contains("job done"), "{logs}");
+    assert_eq!(
+        ok(d.docker().args(["ps", "--filter", "label=tier=front", "--format", "{{.Names}}"])),
+        "berthtest_web_1"
+    );
+    ok(&mut compose(&["down", "-v"]));
+    assert_eq!(ok(d.docker().args(["ps", "-aq"])), "");
+    assert_eq!(ok(d.docker().args(["volume", "ls", "-q"])), "");
+}
