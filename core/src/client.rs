@@ -68,7 +68,18 @@ impl Read for Streamed {
 
 /// Sends `method path` and returns once the answer's head has come.
 pub fn open(socket: &Path, method: &str, path: &str, body: Option<&[u8]>) -> Result<Streamed, ClientError> {
-    let (head, reader) = send(socket, method, path, body, "Connection: close\r\n")?;
+    open_with_progress(socket, method, path, body, &mut |_| {})
+}
+
+/// [`open`], telling `sent` how many bytes of the body have gone so far.
+pub fn open_with_progress(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    sent: &mut dyn FnMut(u64),
+) -> Result<Streamed, ClientError> {
+    let (head, reader) = send(socket, method, path, body, "Connection: close\r\n", sent)?;
     let framing = Framing::of(&head.headers);
     Ok(Streamed {
         status: head.status,
@@ -89,7 +100,7 @@ pub struct Hijacked {
 /// Sends `method path` asking to upgrade the connection (as Docker's
 /// attach does); `Err` carries the answer when berthd did not switch.
 pub fn upgrade(socket: &Path, method: &str, path: &str) -> Result<Result<Hijacked, Answer>, ClientError> {
-    let (head, mut reader) = send(socket, method, path, None, "Connection: Upgrade\r\nUpgrade: tcp\r\n")?;
+    let (head, mut reader) = send(socket, method, path, None, "Connection: Upgrade\r\nUpgrade: tcp\r\n", &mut |_| {})?;
     if head.status != 101 {
         let mut body = Vec::new();
         let mut b = Body {
@@ -120,6 +131,7 @@ fn send(
     path: &str,
     body: Option<&[u8]>,
     connection: &str,
+    sent: &mut dyn FnMut(u64),
 ) -> Result<(Head, BufReader<UnixStream>), ClientError> {
     let io = |source| ClientError::Io {
         path: socket.to_path_buf(),
@@ -136,7 +148,12 @@ fn send(
         body.len()
     );
     s.write_all(head.as_bytes()).map_err(io)?;
-    s.write_all(body).map_err(io)?;
+    let mut done = 0u64;
+    for chunk in body.chunks(256 * 1024) {
+        s.write_all(chunk).map_err(io)?;
+        done += chunk.len() as u64;
+        sent(done);
+    }
     let mut reader = BufReader::new(s);
     let head = read_head(&mut reader).map_err(io)?.ok_or(ClientError::Malformed {
         path: socket.to_path_buf(),

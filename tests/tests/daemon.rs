@@ -357,7 +357,26 @@ fn berth_cli_loads_tags_lists_and_removes_images() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("busybox.tar");
     let id = berth_tests::busybox_docker_archive(&archive, &["busybox:1.36"]).unwrap();
-    assert_eq!(ok(d.berth().args(["load", "-i"]).arg(&archive)), "Loaded image: busybox:1.36");
+    let o = d.berth().args(["load", "-i"]).arg(&archive).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "Loaded image: busybox:1.36",
+        "{}",
+        text(&o)
+    );
+    // Progress goes to stderr: a start and an end line when it is no terminal.
+    let size = format!("{:.1}MB", std::fs::metadata(&archive).unwrap().len() as f64 / 1e6);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        format!("Loading {size}...\nLoading done: {size}")
+    );
+    let saved = dir.path().join("saved.tar");
+    let o = d.berth().args(["save", "-o"]).arg(&saved).arg("busybox:1.36").output().unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stderr).contains("Saving done"),
+        "{}",
+        text(&o)
+    );
     ok(d.berth().args(["tag", "busybox:1.36", "localhost:5000/team/app:v2"]));
     let listed = ok(d.berth().arg("images"));
     assert!(

@@ -109,6 +109,23 @@ impl Api {
         Ok(a.body)
     }
 
+    /// [`Api::raw`], telling `sent` how much of the body has gone.
+    pub fn raw_with_progress(
+        &self,
+        method: &str,
+        route: &str,
+        body: Option<&[u8]>,
+        sent: &mut dyn FnMut(u64),
+    ) -> Result<Vec<u8>, CliError> {
+        let mut s = client::open_with_progress(&self.socket, method, &Self::path(route), body, sent)?;
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut s, &mut out).map_err(|e| CliError::Failed(format!("reading berthd's answer: {e}")))?;
+        if s.status >= 400 {
+            return Err(refusal(s.status, &out));
+        }
+        Ok(out)
+    }
+
     /// Sends a request and returns as soon as the answer's head came; the
     /// body is read from the result.
     pub fn open(&self, method: &str, route: &str) -> Result<Streamed, CliError> {

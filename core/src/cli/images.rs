@@ -168,10 +168,14 @@ pub fn rmi(api: &Api, a: RmiArgs) -> Result<(), CliError> {
 /// `berth load`.
 pub fn load(api: &Api, a: LoadArgs) -> Result<(), CliError> {
     let data = std::fs::read(&a.input).map_err(|e| CliError::Failed(format!("open {}: {e}", a.input.display())))?;
-    if !a.quiet {
-        eprintln!("Sending {:.1} MB to berthd...", data.len() as f64 / 1e6);
-    }
-    let body = api.raw("POST", &format!("/images/load?quiet={}", u8::from(a.quiet)), Some(&data))?;
+    let mut progress = super::progress::Progress::new("Loading", Some(data.len() as u64), a.quiet);
+    let body = api.raw_with_progress(
+        "POST",
+        &format!("/images/load?quiet={}", u8::from(a.quiet)),
+        Some(&data),
+        &mut |n| progress.update(n),
+    )?;
+    progress.finish();
     for line in String::from_utf8_lossy(&body).lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).unwrap_or_default();
         if let Some(s) = v["stream"].as_str() {
@@ -187,7 +191,20 @@ pub fn load(api: &Api, a: LoadArgs) -> Result<(), CliError> {
 /// `berth save`.
 pub fn save(api: &Api, a: SaveArgs) -> Result<(), CliError> {
     let q: Vec<String> = a.names.iter().map(|n| format!("names={}", encode(n))).collect();
-    let tar = api.raw("GET", &format!("/images/get?{}", q.join("&")), None)?;
+    let mut answer = api.open("GET", &format!("/images/get?{}", q.join("&")))?;
+    // Progress only when the tarball goes to a file, not to a pipe.
+    let mut progress = super::progress::Progress::new("Saving", None, a.output.is_none());
+    let mut tar = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut answer, &mut buf).map_err(|e| CliError::Failed(format!("reading the image archive: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        tar.extend_from_slice(&buf[..n]);
+        progress.update(tar.len() as u64);
+    }
+    progress.finish();
     match a.output {
         Some(path) => berth_fs::atomic::write(&path, &tar).map_err(|e| CliError::Failed(format!("{}: {e}", path.display()))),
         None => std::io::Write::write_all(&mut std::io::stdout(), &tar).map_err(|e| CliError::Failed(e.to_string())),

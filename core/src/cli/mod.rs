@@ -22,6 +22,7 @@ mod images;
 mod inspect;
 mod logs;
 pub mod options;
+mod progress;
 mod ps;
 mod run;
 mod signals;
