@@ -901,3 +901,45 @@ volumes:
     assert_eq!(ok(d.docker().args(["ps", "-aq"])), "");
     assert_eq!(ok(d.docker().args(["volume", "ls", "-q"])), "");
 }
+
+#[test]
+fn image_volumes_become_anonymous_volumes() {
+    let Some(d) = daemon("image_volumes_become_anonymous_volumes") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    berth_tests::busybox_rootfs(&rootfs).unwrap();
+    let tarball = dir.path().join("rootfs.tar");
+    ok(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tarball).arg("."));
+    ok(d.docker()
+        .arg("import")
+        .args([
+            "--change",
+            "VOLUME /data",
+            "--change",
+            "ENV MODE=imported",
+            "--change",
+            r#"CMD ["sh", "-c", "echo $MODE > /data/x; ls /data"]"#,
+        ])
+        .arg(&tarball)
+        .arg("withvol:1"));
+    assert_eq!(
+        inspect(&d, "withvol:1", "{{json .Config.Volumes}} {{.Config.Env}}"),
+        r#"{"/data":{}} [MODE=imported]"#
+    );
+    let o = docker(&d, &["run", "--name", "v1", "withvol:1"]);
+    assert_eq!(out(&o), "x", "{}", text(&o));
+    let name = inspect(&d, "v1", "{{range .Mounts}}{{.Name}} {{.Destination}}{{end}}");
+    let (vol, dest) = name.split_once(' ').unwrap();
+    assert_eq!((vol.len(), dest), (64, "/data"));
+    // -v over the same path takes its place.
+    let o = docker(&d, &["run", "--rm", "-v", "named:/data", "withvol:1"]);
+    assert_eq!(out(&o), "x", "{}", text(&o));
+    assert!(ok(d.docker().args(["volume", "ls", "-q"])).lines().any(|l| l == "named"));
+    ok(d.docker().args(["rm", "-v", "v1"]));
+    let left = ok(d.docker().args(["volume", "ls", "-q"]));
+    assert!(!left.contains(vol), "rm -v removes the anonymous volume: {left}");
+    let o = docker(&d, &["import", "--change", "RUN make", "-"]);
+    assert!(!o.status.success(), "{}", text(&o));
+}

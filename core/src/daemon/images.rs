@@ -194,6 +194,7 @@ pub fn import(
     repo: Option<&String>,
     tag: Option<&String>,
     message: Option<&String>,
+    changes: &[String],
 ) -> Result<String, Failure> {
     let name = repo.filter(|r| !r.is_empty()).map(|r| match tag.filter(|t| !t.is_empty()) {
         Some(t) => format!("{r}:{t}"),
@@ -204,6 +205,7 @@ pub fn import(
         body,
         name.as_deref(),
         message.map(String::as_str).unwrap_or("Imported from -"),
+        changes,
     )
     .map_err(failure)?;
     Ok(format!("{}\n", json!({ "status": image.id })))

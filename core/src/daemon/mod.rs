@@ -146,8 +146,14 @@ pub(crate) fn truthy(q: &std::collections::BTreeMap<String, String>, key: &str) 
 
 /// Every `names` parameter of a query (it repeats).
 fn names_query(raw: &str) -> Vec<String> {
+    repeated(raw, "names")
+}
+
+/// Every value of a parameter that repeats in a query.
+fn repeated(raw: &str, key: &str) -> Vec<String> {
+    let prefix = format!("{key}=");
     raw.split('&')
-        .filter_map(|p| p.strip_prefix("names="))
+        .filter_map(|p| p.strip_prefix(prefix.as_str()))
         .map(decode)
         .filter(|n| !n.is_empty())
         .collect()
@@ -396,7 +402,14 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {
-            match images::import(&d.images, &body, q.get("repo"), q.get("tag"), q.get("message")) {
+            match images::import(
+                &d.images,
+                &body,
+                q.get("repo"),
+                q.get("tag"),
+                q.get("message"),
+                &repeated(&raw_query, "changes"),
+            ) {
                 Ok(stream) => {
                     let mut r = Response::new(body::full(Bytes::from(stream)));
                     r.headers_mut()

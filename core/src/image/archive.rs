@@ -241,7 +241,9 @@ pub fn save(store: &ImageStore, references: &[String], out: impl std::io::Write)
 /// `docker import`: an image of one layer from a root filesystem tarball
 /// (plain, gzip or zstd), with an empty configuration; named `tag` if
 /// given.
-pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: &str) -> Result<super::Image> {
+pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: &str, changes: &[String]) -> Result<super::Image> {
+    let mut image_config = serde_json::json!({});
+    super::changes::apply(&mut image_config, changes).map_err(ImageError::Invalid)?;
     let scratch = store.scratch()?;
     let layer = scratch.path().join("layer.tar");
     // The layer is kept uncompressed: its diffID is the digest of that.
@@ -259,7 +261,7 @@ pub fn import(store: &ImageStore, input: impl Read, tag: Option<&str>, message: 
         "architecture": crate::daemon::goarch(),
         "os": "linux",
         "created": created,
-        "config": {},
+        "config": image_config,
         "rootfs": { "type": "layers", "diff_ids": [diff_id.to_string()] },
         "history": [{ "created": created, "comment": message, "created_by": "" }],
     });

@@ -8,6 +8,7 @@
 //! live in the graph driver under their chain IDs.
 
 pub mod archive;
+pub mod changes;
 pub mod oci;
 pub mod reference;
 
