@@ -943,3 +943,21 @@ fn image_volumes_become_anonymous_volumes() {
     let o = docker(&d, &["import", "--change", "RUN make", "-"]);
     assert!(!o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn berthd_start_removes_what_a_crash_left() {
+    let Some(mut d) = daemon("berthd_start_removes_what_a_crash_left") else {
+        return;
+    };
+    let id = ok(d.docker().args(["create", "--name", "kept", "busybox", "true"]));
+    // A writable layer whose create never wrote its record, as a crash
+    // between the two leaves it.
+    let graph = d.data_root().join("fuse-union");
+    let orphan = "f".repeat(64);
+    ok(Command::new("cp").arg("-a").arg(graph.join(&id)).arg(graph.join(&orphan)));
+    d.restart().unwrap();
+    assert!(!graph.join(&orphan).exists(), "the orphaned layer is removed");
+    assert!(graph.join(&id).exists(), "the container's layer stays");
+    ok(d.docker().args(["start", "-a", "kept"]));
+    ok(d.docker().args(["rm", "kept"]));
+}

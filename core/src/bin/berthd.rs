@@ -75,6 +75,7 @@ fn run(args: Args) -> Result<()> {
         // Containers that kept running while berthd was away are followed
         // again before the first request is answered.
         berth_core::daemon::containers::restore(&daemon).await;
+        berth_core::daemon::containers::reconcile(&daemon);
         tokio::select! {
             r = berth_core::daemon::serve(listener, daemon) => r.context("serve the API"),
             _ = tokio::signal::ctrl_c() => Ok(()),

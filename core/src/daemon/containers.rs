@@ -1319,6 +1319,37 @@ pub async fn restore(d: &Arc<Daemon>) {
     }
 }
 
+/// Removes what a crash can leave behind that no record accounts for: a
+/// writable layer made by a create that never wrote its record, network
+/// namespaces pinned for containers that no longer run.
+pub fn reconcile(d: &Daemon) {
+    let ids: std::collections::BTreeSet<String> = d.containers.all().iter().map(|e| e.record().id.clone()).collect();
+    let running: std::collections::BTreeSet<String> = d
+        .containers
+        .all()
+        .iter()
+        .map(|e| e.snapshot())
+        .filter(|r| r.state.running())
+        .map(|r| r.id)
+        .collect();
+    let graph_home = d.data_root.join(&d.images.graph_name);
+    for e in std::fs::read_dir(&graph_home).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let hex = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if hex && !ids.contains(&name) && !d.images.has_layer(&name) {
+            match d.images.graph().remove(&name) {
+                Ok(()) => eprintln!("berthd: removed layer {name}, left by a create that did not finish"),
+                Err(err) => eprintln!("berthd: remove orphaned layer {name}: {err}"),
+            }
+        }
+    }
+    for e in std::fs::read_dir(d.exec_root.join("netns")).into_iter().flatten().flatten() {
+        if !running.contains(e.file_name().to_string_lossy().as_ref()) {
+            let _ = berth_net::netns::remove(&e.path());
+        }
+    }
+}
+
 /// Connects to a monitor's socket, however long its path.
 async fn connect_socket(path: &std::path::Path) -> std::io::Result<tokio::net::UnixStream> {
     let short = crate::sys::SocketPath::new(path)?;

@@ -104,6 +104,12 @@ impl ImageStore {
         self.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `name` (a chain ID's hex) is a layer of some image, applied
+    /// whole.
+    pub fn has_layer(&self, name: &str) -> bool {
+        self.root.join("layers").join(name).exists()
+    }
+
     /// The graph driver holding the layers (and containers' layers on them).
     pub fn graph(&self) -> &Arc<dyn GraphDriver> {
         &self.graph
