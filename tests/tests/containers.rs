@@ -671,13 +671,25 @@ k.reload()
 assert k.status == 'running', k.status
 assert 'A=b' in k.attrs['Config']['Env']
 assert [x.name for x in c.containers.list(filters={{'label': 'team=x'}})] == ['pyc']
+since = int(time.time()) - 1
 code, output = k.exec_run(['sh', '-c', 'echo $A; exit 3'])
 assert (code, output) == (3, b'b\n'), (code, output)
+assert any('sleep' in ' '.join(p) for p in k.top()['Processes']), k.top()
+s = k.stats(stream=False)
+assert s['pids_stats']['current'] >= 1 and s['memory_stats']['usage'] > 0, s
+k.pause(); k.reload(); assert k.status == 'paused', k.status
+k.unpause(); k.reload(); assert k.status == 'running', k.status
+bits, stat = k.get_archive('/etc/passwd')
+assert stat['name'] == 'passwd' and b''.join(bits)[:512].startswith(b'passwd'), stat
+k.rename('pyc2'); k.reload(); assert k.name == 'pyc2', k.name
+k.update(mem_limit='64m'); k.reload(); assert k.attrs['HostConfig']['Memory'] == 64 << 20
 k.kill()
 assert k.wait()['StatusCode'] == 137
 k.remove()
+acts = [e['Action'] for e in c.events(since=since, until=int(time.time()) + 1, decode=True, filters={{'type': 'container'}})]
+assert 'pause' in acts and 'rename' in acts and 'destroy' in acts, acts
 try:
-    c.containers.get('pyc')
+    c.containers.get('pyc2')
     raise SystemExit('still there')
 except docker.errors.NotFound:
     pass
