@@ -77,7 +77,7 @@ fn berthd_refuses_plain_tcp_and_a_socket_in_use() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("UNIX sockets only"), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("TCP needs --tlsverify"), "{}", text(&o));
     let d = Berthd::start().unwrap();
     let o = Command::new(berth_tests::bin("berthd"))
         .arg("-H")
@@ -575,4 +575,178 @@ fn archives_that_point_outside_are_refused_and_the_data_root_is_closed() {
     assert_eq!(mode(d.data_root()), 0o711);
     assert_eq!(mode(d.data_root().join("fuse-union")), 0o700);
     assert_eq!(mode(d.data_root().join("volumes/local")), 0o700);
+}
+
+/// Runs openssl, which must succeed.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let o = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
+    assert!(o.status.success(), "openssl {args:?}: {}", text(&o));
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as
+/// Docker's "protect the daemon socket" guide makes them.
+fn tls_certificates(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=berth test CA",
+        ],
+    );
+    for (name, ext) in [
+        ("server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{name}-key.pem"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca-key.pem",
+                "-CAcreateserial",
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+            ],
+        );
+    }
+}
+
+#[test]
+fn tcp_is_served_only_with_tls_and_client_certificates() {
+    if !berth_tests::require_root("tcp_is_served_only_with_tls_and_client_certificates") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    tls_certificates(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let p = |f: &str| dir.path().join(f);
+    let mut child = Command::new(berth_tests::bin("berthd"))
+        .arg("-H")
+        .arg(format!("unix://{}", p("berth.sock").display()))
+        .arg("-H")
+        .arg(format!("tcp://127.0.0.1:{port}"))
+        .arg("--tlsverify")
+        .arg("--tlscacert")
+        .arg(p("ca.pem"))
+        .arg("--tlscert")
+        .arg(p("server.pem"))
+        .arg("--tlskey")
+        .arg(p("server-key.pem"))
+        .arg("--data-root")
+        .arg(p("root"))
+        .arg("--exec-root")
+        .arg(p("run"))
+        .stderr(std::fs::File::create(p("berthd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _guard = Kill(&mut child);
+    let host = format!("tcp://127.0.0.1:{port}");
+    let docker = |tls: bool| {
+        let mut c = Command::new("docker");
+        c.env_remove("DOCKER_HOST")
+            .env("DOCKER_CONFIG", p("docker-config"))
+            .arg("-H")
+            .arg(&host);
+        if tls {
+            c.arg("--tlsverify")
+                .arg("--tlscacert")
+                .arg(p("ca.pem"))
+                .arg("--tlscert")
+                .arg(p("client.pem"))
+                .arg("--tlskey")
+                .arg(p("client-key.pem"));
+        }
+        c.args(["version", "--format", "{{.Server.Version}}"]);
+        c
+    };
+    let mut answered = false;
+    for _ in 0..100 {
+        if docker(true).output().unwrap().status.success() {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        answered,
+        "berthd over TLS: {}",
+        std::fs::read_to_string(p("berthd.log")).unwrap_or_default()
+    );
+    assert_eq!(ok(&mut docker(true)), env!("CARGO_PKG_VERSION"));
+    // Plain HTTP on the TLS port gets nothing.
+    let o = docker(false).output().unwrap();
+    assert!(!o.status.success(), "plain TCP must not be answered: {}", text(&o));
+    // TLS without a client certificate is refused in the handshake.
+    let mut c = Command::new("docker");
+    c.env_remove("DOCKER_HOST")
+        .env("DOCKER_CONFIG", p("docker-config"))
+        .arg("-H")
+        .arg(&host)
+        .arg("--tls")
+        .arg("--tlscacert")
+        .arg(p("ca.pem"))
+        .arg("version");
+    let o = c.output().unwrap();
+    assert!(
+        !o.status.success() || !String::from_utf8_lossy(&o.stdout).contains("Server:"),
+        "a client without a certificate must be refused: {}",
+        text(&o)
+    );
+    // The UNIX socket serves alongside.
+    assert_eq!(
+        berth_core::client::request(&p("berth.sock"), "GET", "/_ping", None).unwrap().status,
+        200
+    );
+    // --tlsverify without a CA, or TLS without a key, is refused at start.
+    let o = Command::new(berth_tests::bin("berthd"))
+        .args(["-H", "tcp://127.0.0.1:1", "--tlsverify", "--tlscert"])
+        .arg(p("server.pem"))
+        .arg("--tlskey")
+        .arg(p("server-key.pem"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("--tlscacert"), "{}", text(&o));
 }

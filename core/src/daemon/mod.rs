@@ -15,6 +15,7 @@ pub mod events;
 pub mod exec;
 pub mod images;
 pub mod stats;
+pub mod tls;
 pub mod volumes;
 
 use std::convert::Infallible;
@@ -563,19 +564,39 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     Ok(decorate(reply))
 }
 
+/// Serves the API on one connection.
+async fn connection<S>(stream: S, d: Arc<Daemon>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let service = hyper::service::service_fn(move |req| handle(d.clone(), req));
+    // A client that hangs up mid-request ends only its connection.
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .with_upgrades()
+        .await;
+}
+
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
-        let d = d.clone();
+        tokio::spawn(connection(stream, d.clone()));
+    }
+}
+
+/// Serves the API over TLS on a TCP `listener`; a client that fails the
+/// handshake (no certificate the CA signed, with `--tlsverify`) is dropped.
+pub async fn serve_tls(listener: tokio::net::TcpListener, tls: tokio_rustls::TlsAcceptor, d: Arc<Daemon>) -> std::io::Result<()> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let (tls, d) = (tls.clone(), d.clone());
         tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let service = hyper::service::service_fn(move |req| handle(d.clone(), req));
-            // A client that hangs up mid-request ends only its connection.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .with_upgrades()
-                .await;
+            match tls.accept(stream).await {
+                Ok(s) => connection(s, d).await,
+                Err(e) => eprintln!("berthd: TLS handshake with {peer}: {e}"),
+            }
         });
     }
 }
