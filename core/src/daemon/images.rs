@@ -22,7 +22,7 @@ pub fn failure(e: ImageError) -> Failure {
 /// `POST /images/load`: a docker-archive, an OCI image layout tarball
 /// (skopeo's `oci-archive:`) or the two in one (what `save` writes) in
 /// the body; answers Docker's JSON message stream.
-pub fn load(store: &ImageStore, body: &[u8]) -> Result<String, Failure> {
+pub fn load(store: &ImageStore, body: impl std::io::Read) -> Result<String, Failure> {
     let loaded = archive::load(store, body).map_err(failure)?;
     let mut out = String::new();
     for (id, tags) in loaded {
@@ -190,7 +190,7 @@ use crate::time::parse_secs as parse_rfc3339;
 /// tarball as the body (`docker import`); answers Docker's message stream.
 pub fn import(
     store: &ImageStore,
-    body: &[u8],
+    body: impl std::io::Read,
     repo: Option<&String>,
     tag: Option<&String>,
     message: Option<&String>,

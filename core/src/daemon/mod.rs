@@ -353,6 +353,22 @@ fn image_users(d: &Daemon, reference: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes a request body to an unlinked scratch file, chunk by chunk.
+async fn spool(d: &Daemon, mut incoming: Incoming) -> Result<std::fs::File, Failure> {
+    use std::io::{Seek, Write};
+    let mut file = d.images.scratch_file().map_err(images::failure)?;
+    while let Some(frame) = incoming.frame().await {
+        let frame = frame.map_err(|e| (StatusCode::BAD_REQUEST, format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            file.write_all(&data)
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("spool the request body: {e}")))?;
+        }
+    }
+    file.rewind()
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, format!("spool the request body: {e}")))?;
+    Ok(file)
+}
+
 /// Answers one request.
 pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let (asked, route) = api::split_version(req.uri().path());
@@ -381,6 +397,47 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
         };
         return Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
     }
+    // Image archives can be gigabytes: their bodies go to a scratch file
+    // as they come, and are read from there.
+    let spooled = matches!(
+        (&method, decoded.iter().map(String::as_str).collect::<Vec<_>>().as_slice()),
+        (&Method::POST, ["images", "load"])
+    ) || (method == Method::POST && route == "/images/create" && q.get("fromSrc").map(String::as_str) == Some("-"));
+    if spooled {
+        let reply = match spool(&d, req.into_body()).await {
+            Ok(file) => {
+                let (d2, q2) = (d.clone(), q.clone());
+                let loaded = tokio::task::spawn_blocking(move || {
+                    let reader = std::io::BufReader::new(file);
+                    if route == "/images/create" {
+                        images::import(
+                            &d2.images,
+                            reader,
+                            q2.get("repo"),
+                            q2.get("tag"),
+                            q2.get("message"),
+                            &repeated(&raw_query, "changes"),
+                        )
+                    } else {
+                        images::load(&d2.images, reader)
+                    }
+                })
+                .await
+                .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+                match loaded {
+                    Ok(stream) => {
+                        let mut r = Response::new(body::full(Bytes::from(stream)));
+                        r.headers_mut()
+                            .insert("content-type", "application/json".parse().expect("static header"));
+                        r
+                    }
+                    Err((status, message)) => error(status, message),
+                }
+            }
+            Err((status, message)) => error(status, message),
+        };
+        return Ok(decorate(reply));
+    }
     // The body is read whole for the routes that take one.
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
@@ -389,37 +446,10 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let f = filters(&q);
     let reply = match (&method, segments.as_slice()) {
-        (&Method::POST, ["images", "load"]) => match images::load(&d.images, &body) {
-            Ok(stream) => {
-                let mut r = Response::new(body::full(Bytes::from(stream)));
-                r.headers_mut()
-                    .insert("content-type", "application/json".parse().expect("static header"));
-                r
-            }
-            Err((status, message)) => error(status, message),
-        },
         (&Method::GET, ["images", "json"]) => match f.and_then(|f| only_filters(&f, &["dangling", "reference"]).map(|_| f)) {
             Ok(f) => json_reply(StatusCode::OK, &images::list(&d.images, &f)),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {
-            match images::import(
-                &d.images,
-                &body,
-                q.get("repo"),
-                q.get("tag"),
-                q.get("message"),
-                &repeated(&raw_query, "changes"),
-            ) {
-                Ok(stream) => {
-                    let mut r = Response::new(body::full(Bytes::from(stream)));
-                    r.headers_mut()
-                        .insert("content-type", "application/json".parse().expect("static header"));
-                    r
-                }
-                Err((status, message)) => error(status, message),
-            }
-        }
         (&Method::POST, ["images", "prune"]) => match f.and_then(|f| only_filters(&f, &["dangling"]).map(|_| f)) {
             Ok(ref f) => {
                 let all = f.get("dangling").is_some_and(|v| v.iter().any(|x| x == "false" || x == "0"));

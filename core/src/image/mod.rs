@@ -115,6 +115,11 @@ impl ImageStore {
         &self.graph
     }
 
+    /// A scratch file (unlinked already) for a body too big to hold.
+    pub fn scratch_file(&self) -> Result<std::fs::File> {
+        tempfile::tempfile_in(self.root.join("tmp")).map_err(|e| ImageError::io("create scratch", self.root.join("tmp"), e))
+    }
+
     /// A scratch directory for an operation, removed by the caller.
     pub fn scratch(&self) -> Result<tempfile::TempDir> {
         tempfile::tempdir_in(self.root.join("tmp")).map_err(|e| ImageError::io("create scratch", self.root.join("tmp"), e))
