@@ -136,8 +136,10 @@ fn run(args: Args) -> Result<()> {
         let daemon = Arc::new(berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone())?);
         // Containers that kept running while berthd was away are followed
         // again before the first request is answered.
-        berth_core::daemon::containers::restore(&daemon).await;
+        // Leftovers first, from the records alone: restore may start
+        // containers again, whose new namespaces must not be taken for them.
         berth_core::daemon::containers::reconcile(&daemon);
+        berth_core::daemon::containers::restore(&daemon).await;
         let mut servers = tokio::task::JoinSet::new();
         for l in listens {
             match l {

@@ -301,15 +301,16 @@ impl Containers {
     /// Forgets a container and removes its files.
     pub fn remove(&self, id: &str) -> Result<()> {
         let e = self.map().remove(id);
-        // The record goes first, so a crash leaves no half container.
+        // The record goes first, so a crash leaves no half container, and
+        // once it is gone so is the container, whatever is left of its files.
         let dir = self.dir(id);
         let _ = std::fs::remove_file(dir.join("config.v2.json"));
-        std::fs::remove_dir_all(&dir).map_err(|err| ContainerError::Internal(format!("remove {}: {err}", dir.display())))?;
+        let result = std::fs::remove_dir_all(&dir).map_err(|err| ContainerError::Internal(format!("remove {}: {err}", dir.display())));
         if let Some(e) = e {
             e.removed.store(true, std::sync::atomic::Ordering::SeqCst);
             e.notify();
         }
-        Ok(())
+        result
     }
 }
 

@@ -42,17 +42,27 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// Reads a file of the container's image (its /etc/passwd), resolving
 /// symlinks inside the rootfs only.
+/// Only a regular file is read, at most this much: the image (or a
+/// container that ran on it) may have put a device or a FIFO there.
+const ETC_FILE_LIMIT: u64 = 1 << 20;
+
 fn read_in_root(rootfs: &Path, rel: &str) -> Option<String> {
     let root = std::fs::File::open(rootfs).ok()?;
     let fd = crate::sys::openat2(
         std::os::fd::AsRawFd::as_raw_fd(&root),
         Path::new(rel),
-        libc::O_RDONLY,
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOFOLLOW,
         0,
         libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
     )
     .ok()?;
-    std::io::read_to_string(std::fs::File::from(fd)).ok()
+    let file = std::fs::File::from(fd);
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, ETC_FILE_LIMIT), &mut text).ok()?;
+    Some(text)
 }
 
 /// `uid`, `uid:gid`, `name` or `name:group` against the image's files.
@@ -246,12 +256,9 @@ pub fn build(
         }
     }
     for f in ETC_FILES {
-        // With the host's network, the host's resolver configuration.
-        let source = if f == "resolv.conf" && netns.is_none() {
-            "/etc/resolv.conf".into()
-        } else {
-            files.join(f)
-        };
+        // Always the container's own copy (of the host's resolv.conf for
+        // host networking too): the container may write to it.
+        let source = files.join(f);
         m.push(json!({ "destination": format!("/etc/{f}"), "type": "bind", "source": source, "options": ["rbind", "rprivate"] }));
     }
     for r in mounts {

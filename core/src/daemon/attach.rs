@@ -57,10 +57,18 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
             tokio::spawn(async move {
                 let mut changes = e2.changed.subscribe();
                 loop {
-                    if let Ok(s) = srx.try_recv() {
-                        let s = s.set_nonblocking(true).ok().and_then(|_| tokio::net::UnixStream::from_std(s).ok());
-                        let _ = tx.send(s);
-                        return;
+                    match srx.try_recv() {
+                        Ok(s) => {
+                            let s = s.set_nonblocking(true).ok().and_then(|_| tokio::net::UnixStream::from_std(s).ok());
+                            let _ = tx.send(s);
+                            return;
+                        }
+                        // Start dropped the request (it failed): no stream.
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                            let _ = tx.send(None);
+                            return;
+                        }
+                        Err(std::sync::mpsc::TryRecvError::Empty) => {}
                     }
                     if e2.removed.load(std::sync::atomic::Ordering::SeqCst) || changes.changed().await.is_err() {
                         let _ = tx.send(None);
@@ -306,6 +314,15 @@ fn follow(
                         return;
                     }
                 }
+            }
+        }
+        // Truncated in place (max-file 1): read again from the start.
+        if let Some(f) = current.as_mut() {
+            let pos = std::io::Seek::stream_position(f).unwrap_or(0);
+            if !got && f.metadata().is_ok_and(|m| m.len() < pos) {
+                let _ = std::io::Seek::seek(f, std::io::SeekFrom::Start(0));
+                pending.clear();
+                continue;
             }
         }
         // Rotated: the file at the path is a new one; finish the old first.

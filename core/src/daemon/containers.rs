@@ -538,6 +538,10 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
     }
     let exit_file = dir.join("exit.json");
     let _ = std::fs::remove_file(&exit_file);
+    // Runtime state a crash left for this ID would make create fail.
+    if runtime_root(d).join(&r.id).exists() {
+        let _ = runtime(d, &["delete", "--force", &r.id]);
+    }
     let size = r.host_config["ConsoleSize"]
         .as_array()
         .and_then(|a| Some((a.first()?.as_u64()? as u16, a.get(1)?.as_u64()? as u16)))
@@ -625,6 +629,15 @@ fn find_monitor(socket: &std::path::Path) -> Option<container::MonitorRef> {
 /// `POST /containers/{id}/start`, or a start by the restart policy
 /// (`by_policy`), which a stop made meanwhile cancels.
 pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<StatusCode, Failure> {
+    // In a task of its own: a client that hangs up mid-request must not
+    // cut a start short between the container running and its watcher.
+    let d = d.clone();
+    tokio::spawn(async move { start_now(&d, e, by_policy).await })
+        .await
+        .map_err(|err| internal(err.to_string()))?
+}
+
+async fn start_now(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<StatusCode, Failure> {
     let _op = e.op.lock().await;
     if e.removed.load(Ordering::SeqCst) {
         return Err(failure(ContainerError::NotFound(e.record().id.clone())));
@@ -641,6 +654,9 @@ pub async fn start(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<St
         .await
         .map_err(|err| internal(err.to_string()))?;
     if let Err(err) = started {
+        // Attach requests waiting for this start end with it.
+        e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        e.notify();
         // As Docker: a container of `run --rm` that cannot start is removed.
         if e.record().host_config["AutoRemove"].as_bool().unwrap_or(false) {
             drop(_op);
@@ -682,14 +698,17 @@ async fn exited(d: &Arc<Daemon>, e: &Arc<Entry>) {
     let exit: Exit = std::fs::read(&exit_file)
         .ok()
         .and_then(|t| serde_json::from_slice(&t).ok())
-        .unwrap_or_else(|| {
-            let _ = runtime(d, &["delete", "--force", &r.id]);
-            Exit {
-                code: 255,
-                finished_at: crate::time::now_rfc3339(),
-                oom_killed: false,
-            }
+        .unwrap_or_else(|| Exit {
+            code: 255,
+            finished_at: crate::time::now_rfc3339(),
+            oom_killed: false,
         });
+    // The monitor deletes the runtime's state as it ends; one killed before
+    // that leaves it (and the cgroup), so make sure.
+    if runtime_root(d).join(&r.id).exists() {
+        let (d2, id) = (d.clone(), r.id.clone());
+        let _ = tokio::task::spawn_blocking(move || runtime(&d2, &["delete", "--force", &id])).await;
+    }
     let (d2, r2) = (d.clone(), r.clone());
     let _ = tokio::task::spawn_blocking(move || release(&d2, &r2, &r2.mounts, true)).await;
     let _ = std::fs::remove_dir_all(run_dir(d, &r.id));
@@ -740,8 +759,13 @@ async fn until_stopped(e: &Entry, limit: Duration) -> bool {
     let mut rx = e.changed.subscribe();
     let wait = async {
         loop {
-            let st = e.record().state.clone();
-            if !st.running() && st.status != "restarting" || e.removed.load(Ordering::SeqCst) {
+            let (st, stopped_by_user) = {
+                let r = e.record();
+                (r.state.clone(), r.manually_stopped)
+            };
+            // A restart pending for a container a user stopped will not come.
+            let settled = st.status != "restarting" || stopped_by_user;
+            if !st.running() && settled || e.removed.load(Ordering::SeqCst) {
                 return;
             }
             if rx.changed().await.is_err() {
@@ -838,7 +862,13 @@ pub async fn stop(d: &Arc<Daemon>, e: &Entry, timeout: Option<i64>) -> Result<St
     let t = timeout.or(r.config["StopTimeout"].as_i64()).unwrap_or(10);
     let _ = d.containers.update(e, |r| r.manually_stopped = true);
     let _ = kill(d, e, &signal).await;
-    if t < 0 || !until_stopped(e, Duration::from_secs(t as u64)).await {
+    // A negative timeout waits for as long as it takes, as Docker's.
+    let limit = if t < 0 {
+        Duration::from_secs(u64::MAX / 4)
+    } else {
+        Duration::from_secs(t as u64)
+    };
+    if !until_stopped(e, limit).await {
         let _ = kill(d, e, "SIGKILL").await;
         if !until_stopped(e, Duration::from_secs(30)).await {
             return Err(internal(format!("container {} did not stop", r.id)));

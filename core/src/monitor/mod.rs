@@ -93,6 +93,8 @@ pub fn run(cfg: &Config) -> i32 {
             0
         }
         Err(e) => {
+            // A container the runtime did create must not outlive the failure.
+            delete(cfg);
             report(&Ready::Failed { error: e });
             1
         }
@@ -371,7 +373,9 @@ impl Monitor<'_> {
 
     fn read_output(&mut self, i: usize) {
         let mut buf = [0u8; 65536];
-        loop {
+        // A bounded amount per pass, so a flood of output does not starve
+        // input, resizes and clients.
+        for _ in 0..16 {
             let stream = self.outputs[i].0;
             match self.outputs[i].1.read(&mut buf) {
                 Ok(0) => {
@@ -524,14 +528,7 @@ impl Monitor<'_> {
                 eprintln!("berth-monitor: write {}: {e}", self.cfg.exit_file.display());
             }
         }
-        let _ = std::process::Command::new(&self.cfg.runtime)
-            .arg("--root")
-            .arg(&self.cfg.runtime_root)
-            .args(["delete", "--force"])
-            .arg(&self.cfg.id)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .status();
+        delete(self.cfg);
         let _ = std::fs::remove_file(&self.cfg.socket);
         // Clients connected before the socket went hear the end.
         self.accept();
@@ -545,6 +542,19 @@ impl Monitor<'_> {
             let _ = c.sock.write_all(&c.outbuf);
         }
     }
+}
+
+/// `berth-runtime delete --force`: the container's state and cgroup go.
+fn delete(cfg: &Config) {
+    let _ = std::process::Command::new(&cfg.runtime)
+        .arg("--root")
+        .arg(&cfg.runtime_root)
+        .args(["delete", "--force"])
+        .arg(&cfg.id)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }
 
 fn flush_client(c: &mut Client) {

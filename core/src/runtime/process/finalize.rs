@@ -211,9 +211,16 @@ fn init(exe: &Path, c_exe: &CString, c_args: &[CString], c_env: &[CString]) -> R
     use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
     // The child reports a failed exec here; EOF means the exec happened.
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail("init pipe", e))?;
+    // Signals are held from before the fork: a SIGCHLD or SIGTERM that
+    // came before the wait below would otherwise be lost (PID 1 ignores
+    // signals it has no handler for).
+    let all = SigSet::all();
+    let mut old = SigSet::empty();
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).map_err(|e| fail("init signals", e))?;
     let child = match crate::sys::fork().map_err(|e| fail("init fork", e))? {
         0 => {
             drop(r);
+            let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
             let e = nix::unistd::execve(c_exe, c_args, c_env).err().unwrap_or(nix::errno::Errno::EINVAL);
             let _ = nix::unistd::write(&w, e.desc().as_bytes());
             // SAFETY: _exit in the forked child, which must not run the parent's exit path.
@@ -232,21 +239,21 @@ fn init(exe: &Path, c_exe: &CString, c_args: &[CString], c_env: &[CString]) -> R
     // SAFETY: close_range on fds this process owns; none is used again.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let _ = nix::sys::prctl::set_name(c"berth-init");
-    let all = SigSet::all();
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), None);
+    // The first pass reaps without waiting: the process may be gone already.
+    let mut sig = Signal::SIGCHLD;
     loop {
-        let sig = all.wait().unwrap_or(Signal::SIGCHLD);
-        if sig != Signal::SIGCHLD {
-            let _ = nix::sys::signal::kill(child, sig);
-            continue;
-        }
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
-                Ok(WaitStatus::Signaled(pid, s, _)) if pid == child => std::process::exit(128 + s as i32),
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+        if sig == Signal::SIGCHLD {
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                    Ok(WaitStatus::Signaled(pid, s, _)) if pid == child => std::process::exit(128 + s as i32),
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(_) => {}
+                }
             }
+        } else {
+            let _ = nix::sys::signal::kill(child, sig);
         }
+        sig = all.wait().unwrap_or(Signal::SIGCHLD);
     }
 }
