@@ -843,6 +843,16 @@ fn stats_cp_and_export() {
     std::fs::write(host.path().join(&marker), "x").unwrap();
     ok(d.docker().arg("cp").arg(host.path().join(&marker)).arg("files:/srv/via"));
     assert_eq!(ok(d.docker().args(["exec", "files", "ls", "/srv/real"])), marker);
+    // Out through a symlink to an absolute directory: the container's, not
+    // the host's (which has os-release; the image does not).
+    ok(d.docker().args(["exec", "files", "ln", "-s", "/etc", "/tmp/etclink"]));
+    let out_dir = host.path().join("etc-out");
+    ok(d.docker().args(["cp", "files:/tmp/etclink/."]).arg(&out_dir));
+    assert!(out_dir.join("passwd").exists(), "the container's /etc");
+    assert!(
+        std::path::Path::new("/etc/os-release").exists() && !out_dir.join("os-release").exists(),
+        "never the host's /etc"
+    );
     let o = docker(&d, &["cp", "files:/no/such", "/tmp"]);
     assert!(!o.status.success() && text(&o).contains("Could not find"), "{}", text(&o));
 

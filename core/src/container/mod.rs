@@ -7,6 +7,7 @@
 //! the OCI configuration built from a record ([`spec`]). Running one is
 //! the daemon's work (`daemon/containers.rs`), through the monitor.
 
+pub mod archive;
 pub mod names;
 pub mod spec;
 

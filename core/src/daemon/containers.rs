@@ -1511,7 +1511,10 @@ pub async fn route(d: &Arc<Daemon>, method: &hyper::Method, rest: &[&str], q: &Q
             .and_then(|e| top(d, &e, q.get("ps_args").map(String::as_str).unwrap_or("")))
             .map(|v| super::json_reply(StatusCode::OK, &v)),
         (&Method::GET, [key, "stats"]) => find(key).and_then(|e| super::stats::stats(e, q)),
-        (&Method::GET, [key, "export"]) => find(key).and_then(|e| super::archive::export(d, &e)),
+        (&Method::GET, [key, "export"]) => match find(key) {
+            Ok(e) => super::archive::export(d, &e).await,
+            Err(e) => Err(e),
+        },
         (&Method::HEAD | &Method::GET, [key, "archive"]) => match find(key) {
             Ok(e) => super::archive::get(d, &e, q.get("path").map(String::as_str).unwrap_or("/"), method == Method::HEAD).await,
             Err(e) => Err(e),
