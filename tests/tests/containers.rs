@@ -983,3 +983,52 @@ fn berthd_start_removes_what_a_crash_left() {
     ok(d.docker().args(["start", "-a", "kept"]));
     ok(d.docker().args(["rm", "kept"]));
 }
+
+#[test]
+fn detach_keys_end_an_attachment_not_the_container() {
+    use std::io::{Read, Write};
+    let Some(d) = daemon("detach_keys_end_an_attachment_not_the_container") else {
+        return;
+    };
+    let id = ok(d.docker().args(["run", "-dit", "--name", "tty", "busybox", "sh"]));
+    let attach = |query: &str| {
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "POST /v1.41/containers/{id}/attach?stream=1&stdin=1&stdout=1{query} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        assert!(
+            String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        s
+    };
+    // ctrl-p ctrl-q by default: the server ends the stream.
+    let mut s = attach("");
+    s.write_all(b"echo one\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"\x10\x11").unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("the attachment ends");
+    assert!(String::from_utf8_lossy(&rest).contains("one"), "{}", String::from_utf8_lossy(&rest));
+    assert_eq!(inspect(&d, "tty", "{{.State.Running}}"), "true", "the container runs on");
+    // Keys of one's own.
+    let mut s = attach("&detachKeys=ctrl-x");
+    s.write_all(b"\x18").unwrap();
+    s.read_to_end(&mut Vec::new()).expect("the attachment ends");
+    assert_eq!(inspect(&d, "tty", "{{.State.Running}}"), "true");
+    let a = berth_core::client::request(
+        &d.socket(),
+        "POST",
+        &format!("/v1.41/containers/{id}/attach?stream=1&stdin=1&detachKeys=ctrl-"),
+        None,
+    )
+    .unwrap();
+    assert_eq!(a.status, 400);
+    ok(d.docker().args(["rm", "-f", "tty"]));
+}

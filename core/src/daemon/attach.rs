@@ -40,6 +40,10 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
     let r = e.snapshot();
     let tty = r.tty();
     let stdin_once = r.config["StdinOnce"].as_bool().unwrap_or(false);
+    let detach_keys = match q.get("detachKeys") {
+        Some(k) => parse_detach_keys(k)?,
+        None => vec![0x10, 0x11],
+    };
     if !on(q, "stream") && !on(q, "logs") {
         return Err((StatusCode::BAD_REQUEST, "attach: give stream=1 or logs=1".into()));
     }
@@ -104,13 +108,42 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
             return;
         };
         let (mut mon_r, mut mon_w) = monitor.into_split();
+        let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
         let input = tokio::spawn(async move {
             let mut buf = vec![0u8; 32 * 1024];
+            let mut matched = 0;
             loop {
                 match client_r.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        if want & protocol::WANT_STDIN != 0 && mon_w.write_all(&protocol::frame(protocol::STDIN, &buf[..n])).await.is_err()
+                        // The detach keys (ctrl-p ctrl-q unless told) end the
+                        // attachment, not the container; on a terminal only.
+                        let mut data = &buf[..n];
+                        if tty && !detach_keys.is_empty() {
+                            let mut end = n;
+                            for (i, b) in buf[..n].iter().enumerate() {
+                                matched = if *b == detach_keys[matched] {
+                                    matched + 1
+                                } else {
+                                    usize::from(*b == detach_keys[0])
+                                };
+                                if matched == detach_keys.len() {
+                                    end = (i + 1).saturating_sub(detach_keys.len());
+                                    break;
+                                }
+                            }
+                            data = &buf[..end];
+                            if matched == detach_keys.len() {
+                                if want & protocol::WANT_STDIN != 0 && !data.is_empty() {
+                                    let _ = mon_w.write_all(&protocol::frame(protocol::STDIN, data)).await;
+                                }
+                                let _ = detached_tx.send(());
+                                return;
+                            }
+                        }
+                        if want & protocol::WANT_STDIN != 0
+                            && !data.is_empty()
+                            && mon_w.write_all(&protocol::frame(protocol::STDIN, data)).await.is_err()
                         {
                             return;
                         }
@@ -125,7 +158,11 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
         });
         let mut head = [0u8; 5];
         loop {
-            if mon_r.read_exact(&mut head).await.is_err() {
+            let got = tokio::select! {
+                r = mon_r.read_exact(&mut head) => r.is_ok(),
+                _ = &mut detached => false,
+            };
+            if !got {
                 break;
             }
             let Ok((kind, len)) = protocol::parse_head(&head) else { break };
@@ -155,6 +192,32 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
     h.insert("connection", "Upgrade".parse().expect("static header"));
     h.insert("upgrade", "tcp".parse().expect("static header"));
     Ok(reply)
+}
+
+/// Docker's detach key list: `ctrl-p,ctrl-q`, `a,ctrl-@`; empty disables.
+fn parse_detach_keys(spec: &str) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::new();
+    for key in spec.split(',').filter(|k| !k.is_empty()) {
+        let byte = match key.strip_prefix("ctrl-") {
+            Some(c) if c.len() == 1 => {
+                let c = c.as_bytes()[0].to_ascii_lowercase();
+                match c {
+                    b'a'..=b'z' => c - b'a' + 1,
+                    b'@' => 0,
+                    b'[' => 27,
+                    b'\\' => 28,
+                    b']' => 29,
+                    b'^' => 30,
+                    b'_' => 31,
+                    _ => return Err((StatusCode::BAD_REQUEST, format!("Invalid detach keys ({spec}) provided"))),
+                }
+            }
+            None if key.len() == 1 => key.as_bytes()[0],
+            _ => return Err((StatusCode::BAD_REQUEST, format!("Invalid detach keys ({spec}) provided"))),
+        };
+        out.push(byte);
+    }
+    Ok(out)
 }
 
 /// Output as a Docker client reads it: raw for a terminal, else framed.
