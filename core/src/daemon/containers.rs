@@ -576,6 +576,14 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         }
     }
     if let Err(msg) = runtime(d, &["start", &r.id]).map_err(|m| docker_wording(&m)) {
+        // Followed to its end first: a monitor still finishing would delete
+        // the runtime state and socket of the next start.
+        if let Ok(mut s) = crate::sys::SocketPath::new(&cfg.socket).and_then(|p| std::os::unix::net::UnixStream::connect(p.path())) {
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            if std::io::Write::write_all(&mut s, &[0]).is_ok() {
+                let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
+            }
+        }
         let _ = runtime(d, &["delete", "--force", &r.id]);
         // The monitor sees the init gone and records an exit; the watcher
         // is not running yet, so release here.
