@@ -100,7 +100,12 @@ pub struct Hijacked {
 /// Sends `method path` asking to upgrade the connection (as Docker's
 /// attach does); `Err` carries the answer when berthd did not switch.
 pub fn upgrade(socket: &Path, method: &str, path: &str) -> Result<Result<Hijacked, Answer>, ClientError> {
-    let (head, mut reader) = send(socket, method, path, None, "Connection: Upgrade\r\nUpgrade: tcp\r\n", &mut |_| {})?;
+    upgrade_with(socket, method, path, None)
+}
+
+/// [`upgrade`] with a JSON body (as Docker's exec start sends one).
+pub fn upgrade_with(socket: &Path, method: &str, path: &str, body: Option<&[u8]>) -> Result<Result<Hijacked, Answer>, ClientError> {
+    let (head, mut reader) = send(socket, method, path, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n", &mut |_| {})?;
     if head.status != 101 {
         let mut body = Vec::new();
         let mut b = Body {

@@ -7,52 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::Berthd;
-
-/// What a finished command left.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl std::fmt::Debug for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// Runs `c` with `input` on its stdin (none: /dev/null), killing it if it
-/// takes longer than 20 seconds.
-fn run_with(c: &mut Command, input: Option<&str>) -> Run {
-    c.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    if let Some(text) = input {
-        // A command that does not read its stdin may be gone already.
-        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{c:?} did not finish in 20 seconds");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let o = child.wait_with_output().unwrap();
-    let r = Run {
-        code: o.status.code(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
-    assert!(
-        !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
-        "{c:?}: {r:?}"
-    );
-    r
-}
+use berth_tests::{run_with, Berthd, Run};
 
 fn run(c: &mut Command) -> Run {
     run_with(c, None)
@@ -109,7 +64,7 @@ fn run_relays_output_and_exits_as_docker() {
     // A terminal without our stdin works from a pipe; with it, docker refuses.
     let r = run(d.berth().args(["run", "--rm", "-t", "busybox", "echo", "tty"]));
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), "tty\r\n"), "{r:?}");
-    let r = run_with(d.berth().args(["run", "--rm", "-it", "busybox", "echo", "tty"]), Some("x\n"));
+    let r = run_with(d.berth().args(["run", "--rm", "-it", "busybox", "echo", "tty"]), Some(b"x\n"));
     assert_eq!(r.code, Some(1), "{r:?}");
     assert_eq!(r.stderr.trim(), "the input device is not a TTY");
     // Usage errors: flags 125, missing arguments 1.
@@ -124,22 +79,22 @@ fn stdin_goes_to_the_container_until_eof() {
     let Some(d) = daemon("stdin_goes_to_the_container_until_eof") else {
         return;
     };
-    let r = run_with(d.berth().args(["run", "-i", "--rm", "busybox", "cat"]), Some("hello\nworld\n"));
+    let r = run_with(d.berth().args(["run", "-i", "--rm", "busybox", "cat"]), Some(b"hello\nworld\n"));
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), "hello\nworld\n"), "{r:?}");
     let r = run_with(
         d.berth().args(["run", "-i", "--rm", "busybox", "sh", "-c", "wc -l; exit 4"]),
-        Some("a\nb\nc\n"),
+        Some(b"a\nb\nc\n"),
     );
     assert_eq!((r.code, r.stdout.trim()), (Some(4), "3"), "{r:?}");
     // Without -i the container's stdin is closed.
-    let r = run_with(d.berth().args(["run", "--rm", "busybox", "cat"]), Some("ignored\n"));
+    let r = run_with(d.berth().args(["run", "--rm", "busybox", "cat"]), Some(b"ignored\n"));
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), ""), "{r:?}");
     // start -a -i: attached before the start, so nothing is missed.
     let id = ok(d
         .berth()
         .args(["create", "-i", "busybox", "sh", "-c", "read x; echo got $x; exit 5"]));
     assert_eq!(id.len(), 64, "create prints the full ID: {id}");
-    let r = run_with(d.berth().args(["start", "-a", "-i", &id]), Some("zzz\n"));
+    let r = run_with(d.berth().args(["start", "-a", "-i", &id]), Some(b"zzz\n"));
     assert_eq!((r.code, r.stdout.as_str()), (Some(5), "got zzz\n"), "{r:?}");
 }
 

@@ -142,6 +142,26 @@ impl Api {
     pub fn upgrade(&self, route: &str) -> Result<Hijacked, CliError> {
         client::upgrade(&self.socket, "POST", &Self::path(route))?.map_err(|a| refusal(a.status, &a.body))
     }
+
+    /// `POST route` with a JSON body, upgraded to a raw connection (exec
+    /// start).
+    pub fn upgrade_with(&self, route: &str, body: &Value) -> Result<Hijacked, CliError> {
+        let body = body.to_string();
+        client::upgrade_with(&self.socket, "POST", &Self::path(route), Some(body.as_bytes()))?.map_err(|a| refusal(a.status, &a.body))
+    }
+
+    /// `HEAD route`: the answer's headers, refused when the status says so
+    /// (a HEAD answer has no body to carry the daemon's message).
+    pub fn head(&self, route: &str) -> Result<Streamed, CliError> {
+        let s = client::open(&self.socket, "HEAD", &Self::path(route), None)?;
+        if s.status >= 400 {
+            return Err(CliError::Daemon {
+                status: s.status,
+                message: format!("status {}", s.status),
+            });
+        }
+        Ok(s)
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The commands that act on containers by name and print what they acted
-//! on, as docker's: `stop`, `restart`, `kill`, `rm`, `wait`, `rename`
-//! and `container prune`. A failure for one container is printed and the
+//! on, as docker's: `stop`, `restart`, `kill`, `rm`, `wait`, `rename`,
+//! `pause`, `unpause` and `container prune`. A failure for one container is printed and the
 //! others go on; the exit status is then 1.
 
 use clap::Args;
@@ -45,6 +45,13 @@ pub struct RmArgs {
 /// `berth wait`.
 #[derive(Args, Debug)]
 pub struct WaitArgs {
+    #[arg(required = true, value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `berth pause` and `berth unpause`.
+#[derive(Args, Debug)]
+pub struct PauseArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
 }
@@ -126,6 +133,15 @@ pub fn wait(api: &Api, a: WaitArgs) -> Result<(), CliError> {
             return Err(CliError::Failed(format!("error waiting for container: {m}")));
         }
         Ok(Some(v["StatusCode"].to_string()))
+    })
+}
+
+/// `berth pause` (`unpause` when `!pause`): the cgroup freezer.
+pub fn pause(api: &Api, a: PauseArgs, pause: bool) -> Result<(), CliError> {
+    let verb = if pause { "pause" } else { "unpause" };
+    each(&a.containers, |c| {
+        api.post(&format!("/containers/{}/{verb}", encode(c)))?;
+        Ok(Some(c.to_string()))
     })
 }
 

@@ -94,13 +94,28 @@ fn html_escaped(json: &str) -> String {
 /// significant digits (`2.14MB`, `24.58kB`, `0B`).
 pub fn human_size(bytes: f64, precision: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let (size, unit) = scaled(bytes, 1000.0, &UNITS);
+    format!("{}{unit}", significant(size, precision))
+}
+
+/// Go's `units.BytesSize`: binary units, 4 significant digits (`240KiB`,
+/// `23.54GiB`), as docker's stats print memory.
+pub fn binary_size(bytes: f64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let (size, unit) = scaled(bytes, 1024.0, &UNITS);
+    format!("{}{unit}", significant(size, 4))
+}
+
+/// `bytes` in the largest of `units` (each `base` times the one before)
+/// that keeps it at least 1.
+fn scaled<'a>(bytes: f64, base: f64, units: &[&'a str]) -> (f64, &'a str) {
     let mut size = bytes;
     let mut unit = 0;
-    while size >= 1000.0 && unit < UNITS.len() - 1 {
-        size /= 1000.0;
+    while size >= base && unit < units.len() - 1 {
+        size /= base;
         unit += 1;
     }
-    format!("{}{}", significant(size, precision), UNITS[unit])
+    (size, units[unit])
 }
 
 /// `%.Ng` for a number below 1000: N significant digits, no trailing
@@ -183,6 +198,10 @@ mod tests {
         assert_eq!(human_size(2_140_160.0, 3), "2.14MB");
         assert_eq!(human_size(999.0, 3), "999B");
         assert_eq!(human_size(1_000_000.0, 3), "1MB");
+        assert_eq!(binary_size(245_760.0), "240KiB");
+        assert_eq!(binary_size(25_275_645_952.0), "23.54GiB");
+        assert_eq!(binary_size(64.0 * 1024.0 * 1024.0), "64MiB");
+        assert_eq!(binary_size(0.0), "0B");
         assert_eq!(go_time(1_795_446_670), "2026-11-23 15:11:10 +0000 UTC");
         assert_eq!(ellipsis("sh -c \"echo out; echo err\"", 20), "sh -c \"echo out; ec…");
         assert_eq!(ellipsis("sleep 100", 20), "sleep 100");

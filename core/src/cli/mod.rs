@@ -11,26 +11,36 @@
 //! What lives where: flags of `run`/`create` and the create body in
 //! [`options`], the run/start/attach flows in [`run`] with the streams in
 //! [`stream`] (and our terminal and signals in [`terminal`] and
-//! [`signals`]), listings in [`ps`] and [`images`] formatted by
-//! [`format`] ([`template`] is the Go-template subset, [`tabwriter`]
-//! docker's column alignment).
+//! [`signals`]), `exec` in [`exec`], listings in [`ps`] and [`images`]
+//! formatted by [`format`] ([`template`] is the Go-template subset,
+//! [`tabwriter`] docker's column alignment), files in and out in [`cp`]
+//! and [`export`], resource use in [`stats`] and [`top`], limits in
+//! [`update`], the daemon's events in [`events`].
 
 pub mod api;
 mod containers;
+mod cp;
+mod events;
+mod exec;
+mod export;
 pub mod format;
 mod images;
 mod inspect;
 mod logs;
 pub mod options;
+mod port;
 mod progress;
 mod ps;
 mod run;
 mod signals;
+mod stats;
 mod stream;
 mod system;
 pub mod tabwriter;
 pub mod template;
 mod terminal;
+mod top;
+mod update;
 mod volumes;
 
 use std::io::Write;
@@ -141,6 +151,8 @@ enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(images::ImageCommand),
+    /// Get real time events from the server.
+    Events(events::EventsArgs),
 }
 
 /// The container commands that are the same at the top (`berth stop`)
@@ -169,6 +181,25 @@ enum ContainerOp {
     Attach(run::AttachArgs),
     /// Fetch the logs of a container.
     Logs(logs::LogsArgs),
+    /// Execute a command in a running container.
+    #[command(override_usage = "berth exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+    Exec(exec::ExecArgs),
+    /// Display the running processes of a container.
+    Top(top::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics.
+    Stats(stats::StatsArgs),
+    /// Pause all processes within one or more containers.
+    Pause(containers::PauseArgs),
+    /// Unpause all processes within one or more containers.
+    Unpause(containers::PauseArgs),
+    /// List port mappings or a specific mapping for the container.
+    Port(port::PortArgs),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cp::CpArgs),
+    /// Export a container's filesystem as a tar archive.
+    Export(export::ExportArgs),
+    /// Update configuration of one or more containers.
+    Update(Box<update::UpdateArgs>),
 }
 
 /// `berth container ...`.
@@ -189,6 +220,8 @@ enum ContainerCommand {
 enum SystemCommand {
     /// Show how much space images, containers and volumes take.
     Df,
+    /// Get real time events from the server.
+    Events(events::EventsArgs),
 }
 
 fn container(api: &Api, op: ContainerOp) -> Result<(), CliError> {
@@ -204,6 +237,15 @@ fn container(api: &Api, op: ContainerOp) -> Result<(), CliError> {
         ContainerOp::Rename(a) => containers::rename(api, a),
         ContainerOp::Attach(a) => run::attach(api, a),
         ContainerOp::Logs(a) => logs::logs(api, a),
+        ContainerOp::Exec(a) => exec::exec(api, a),
+        ContainerOp::Top(a) => top::top(api, a),
+        ContainerOp::Stats(a) => stats::stats(api, a),
+        ContainerOp::Pause(a) => containers::pause(api, a, true),
+        ContainerOp::Unpause(a) => containers::pause(api, a, false),
+        ContainerOp::Port(a) => port::port(api, a),
+        ContainerOp::Cp(a) => cp::cp(api, a),
+        ContainerOp::Export(a) => export::export(api, a),
+        ContainerOp::Update(a) => update::update(api, *a),
     }
 }
 
@@ -218,6 +260,7 @@ fn dispatch(api: &Api, command: Command) -> Result<(), CliError> {
         Command::Info(f) => system::info(api, f.format.as_deref()),
         Command::Volume(c) => volumes::volume(api, c),
         Command::System(SystemCommand::Df) => system::df(api),
+        Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(api, a),
         Command::Load(a) => images::load(api, a),
         Command::Save(a) => images::save(api, a),
         Command::Images(a) | Command::Image(images::ImageCommand::Ls(a)) => images::images(api, a),

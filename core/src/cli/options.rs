@@ -161,7 +161,8 @@ pub fn ram_in_bytes(s: &str) -> Option<i64> {
     Some((n * mult as f64) as i64)
 }
 
-fn size_flag(flag: &str, v: &Option<String>) -> Result<Option<i64>, CliError> {
+/// A size flag's value in bytes (`64m`), refused as docker refuses it.
+pub(super) fn size_flag(flag: &str, v: &Option<String>) -> Result<Option<i64>, CliError> {
     v.as_deref()
         .map(|s| ram_in_bytes(s).ok_or_else(|| usage(format!("invalid argument {s:?} for \"{flag}\" flag: invalid size: '{s}'"))))
         .transpose()
@@ -189,6 +190,16 @@ fn file_lines(path: &std::path::Path) -> Result<Vec<String>, CliError> {
         .collect())
 }
 
+/// `--env-file` lines, then `-e` entries, as docker's `ReadKVEnvStrings`.
+pub(super) fn environment(files: &[std::path::PathBuf], env: &[String]) -> Result<Vec<String>, CliError> {
+    let mut out = Vec::new();
+    for f in files {
+        out.extend(file_lines(f)?.iter().map(|l| env_entry(l)));
+    }
+    out.extend(env.iter().map(|e| env_entry(e)));
+    Ok(out)
+}
+
 /// `KEY` alone takes its value from our environment, as docker's
 /// `ValidateEnv` does; unset, it is passed bare.
 fn env_entry(e: &str) -> String {
@@ -213,9 +224,11 @@ fn key_values(list: &[String], what: &str) -> Result<Map<String, Value>, CliErro
 }
 
 /// `--restart` as a RestartPolicy.
-fn restart_policy(s: Option<&str>) -> Result<Value, CliError> {
+pub(super) fn restart_policy(s: Option<&str>) -> Result<Value, CliError> {
     let s = s.unwrap_or("no");
     let (name, count) = match s.split_once(':') {
+        // docker takes `always:` as `always`.
+        Some((n, "")) => (n, 0),
         Some((n, c)) => (
             n,
             c.parse::<i64>().map_err(|_| {
@@ -415,11 +428,7 @@ pub struct Attach {
 impl ContainerOptions {
     /// The `POST /containers/create` body for `image` and `command`.
     pub fn body(&self, image: &str, command: &[String], attach: Attach, console: Option<(u16, u16)>) -> Result<Value, CliError> {
-        let mut env = Vec::new();
-        for f in &self.env_file {
-            env.extend(file_lines(f)?.iter().map(|l| env_entry(l)));
-        }
-        env.extend(self.env.iter().map(|e| env_entry(e)));
+        let env = environment(&self.env_file, &self.env)?;
         let mut labels = Vec::new();
         for f in &self.label_file {
             labels.extend(file_lines(f)?);
@@ -574,6 +583,10 @@ mod tests {
             json!({"Name": "on-failure", "MaximumRetryCount": 3})
         );
         assert_eq!(restart_policy(None).unwrap(), json!({"Name": "no", "MaximumRetryCount": 0}));
+        assert_eq!(
+            restart_policy(Some("always:")).unwrap(),
+            json!({"Name": "always", "MaximumRetryCount": 0})
+        );
         assert_eq!(
             ulimit("nofile=100:200").unwrap(),
             json!({"Name": "nofile", "Soft": 100, "Hard": 200})

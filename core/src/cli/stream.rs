@@ -47,6 +47,12 @@ pub enum Ended {
 /// Relays until the output ends (or the user detaches). `stdin`: copy our
 /// standard input; `detach_keys`: watch it for ctrl-p ctrl-q.
 pub fn relay(conn: Hijacked, tty: bool, stdin: bool, detach_keys: bool) -> std::io::Result<Ended> {
+    relay_to(conn, tty, stdin, detach_keys, &mut std::io::stderr().lock())
+}
+
+/// [`relay`], with the container's stderr (without a terminal) going to
+/// `err` rather than ours.
+pub fn relay_to(conn: Hijacked, tty: bool, stdin: bool, detach_keys: bool, mut err: &mut dyn Write) -> std::io::Result<Ended> {
     let tty = is_raw(Some(conn.content_type.as_str()), tty);
     let Hijacked { mut reader, writer, .. } = conn;
     let detached = Arc::new(AtomicBool::new(false));
@@ -56,7 +62,11 @@ pub fn relay(conn: Hijacked, tty: bool, stdin: bool, detach_keys: bool) -> std::
             .name("stdin".into())
             .spawn(move || copy_stdin(writer, detach_keys, &flag))?;
     }
-    let result = if tty { copy_raw(&mut reader) } else { demux(&mut reader) };
+    let result = if tty {
+        copy_raw(&mut reader)
+    } else {
+        demux_to(&mut reader, &mut std::io::stdout().lock(), &mut err)
+    };
     if detached.load(Ordering::SeqCst) {
         return Ok(Ended::Detached);
     }

@@ -3,13 +3,18 @@
 //! column is as wide as its widest cell plus 3 spaces and at least 10,
 //! the last cell of a line is not padded, and columns are aligned per
 //! block of consecutive lines that have them (a line without a tab ends
-//! every block).
+//! every block). `docker top` sets a wider minimum ([`align_min`]).
 
 const MIN_WIDTH: usize = 10;
 const PADDING: usize = 3;
 
 /// Aligns `text` as docker's tables are aligned.
 pub fn align(text: &str) -> String {
+    align_min(text, MIN_WIDTH)
+}
+
+/// Aligns `text` with columns at least `min_width` wide.
+pub fn align_min(text: &str, min_width: usize) -> String {
     let mut out = String::new();
     let mut block: Vec<Vec<&str>> = Vec::new();
     let body = text.strip_suffix('\n').unwrap_or(text);
@@ -18,11 +23,11 @@ pub fn align(text: &str) -> String {
         let single = cells.len() == 1;
         block.push(cells);
         if single {
-            format(&block, 0, block.len(), &mut Vec::new(), &mut out);
+            format(&block, 0, block.len(), min_width, &mut Vec::new(), &mut out);
             block.clear();
         }
     }
-    format(&block, 0, block.len(), &mut Vec::new(), &mut out);
+    format(&block, 0, block.len(), min_width, &mut Vec::new(), &mut out);
     if !text.ends_with('\n') && out.ends_with('\n') {
         out.pop();
     }
@@ -36,7 +41,7 @@ fn width(cell: &str) -> usize {
 /// Go's `Writer.format`: finds the blocks of lines that have a cell in
 /// column `widths.len()`, sizes that column per block, recurses for the
 /// next one.
-fn format(lines: &[Vec<&str>], mut line0: usize, line1: usize, widths: &mut Vec<usize>, out: &mut String) {
+fn format(lines: &[Vec<&str>], mut line0: usize, line1: usize, min_width: usize, widths: &mut Vec<usize>, out: &mut String) {
     let column = widths.len();
     let mut this = line0;
     while this < line1 {
@@ -46,13 +51,13 @@ fn format(lines: &[Vec<&str>], mut line0: usize, line1: usize, widths: &mut Vec<
         }
         write_lines(lines, line0, this, widths, out);
         line0 = this;
-        let mut w = MIN_WIDTH;
+        let mut w = min_width;
         while this < line1 && column + 1 < lines[this].len() {
             w = w.max(width(lines[this][column]) + PADDING);
             this += 1;
         }
         widths.push(w);
-        format(lines, line0, this, widths, out);
+        format(lines, line0, this, min_width, widths, out);
         widths.pop();
         line0 = this;
     }
@@ -88,6 +93,10 @@ mod tests {
             "long-cell-here   x\nplain\na         b\n"
         );
         assert_eq!(align("…é\tx"), "…é        x");
+        assert_eq!(
+            align_min("PID\tCMD\n1\tsh\n", 20),
+            format!("PID{}CMD\n1{}sh\n", " ".repeat(17), " ".repeat(19))
+        );
         assert_eq!(align(""), "");
     }
 }
