@@ -477,6 +477,65 @@ impl Drop for Berthd {
     }
 }
 
+/// What a finished command left.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs `c` with `input` on its stdin (none: /dev/null), killing it if it
+/// takes longer than 20 seconds; no panic or backtrace may show.
+pub fn run_with(c: &mut Command, input: Option<&[u8]>) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    c.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("run the command");
+    if let Some(bytes) = input {
+        // A command that does not read its stdin may be gone already.
+        let _ = child.stdin.take().expect("piped stdin").write_all(bytes);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().expect("wait for the command").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{c:?} did not finish in 20 seconds");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let o = child.wait_with_output().expect("the command's output");
+    let r = Run {
+        code: o.status.code(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    assert!(
+        !r.stderr.contains("panicked") && !r.stderr.contains("RUST_BACKTRACE"),
+        "{c:?}: {r:?}"
+    );
+    r
+}
+
+/// Polls `f` until it holds, for at most `secs` seconds.
+pub fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 /// A command's standard output and error, for assertion messages.
 pub fn text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -8,7 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{ok, require_root, text, Berthd};
+use berth_tests::{eventually, ok, require_root, text, Berthd};
 
 fn daemon(test: &str) -> Option<Berthd> {
     if !require_root(test) {
@@ -23,18 +23,6 @@ fn docker(d: &Berthd, args: &[&str]) -> std::process::Output {
 
 fn out(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// Polls `f` until it holds, for at most `secs` seconds.
-fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn inspect(d: &Berthd, name: &str, template: &str) -> String {

@@ -182,8 +182,22 @@ fn main() -> ExitCode {
             if let Some(path) = log {
                 write_log(&path, log_format, &msg);
             }
-            ExitCode::from(1)
+            ExitCode::from(exit_code_of(&msg))
         }
+    }
+}
+
+/// A process that could not be exec'd ends as a shell reports it: 127
+/// when the program is missing, 126 when it cannot be run; 1 otherwise.
+fn exit_code_of(msg: &str) -> u8 {
+    if !msg.contains("exec") {
+        1
+    } else if msg.contains("executable file not found") || msg.contains("ENOENT") {
+        127
+    } else if msg.contains("EACCES") || msg.contains("permission denied") || msg.contains("ENOEXEC") {
+        126
+    } else {
+        1
     }
 }
 

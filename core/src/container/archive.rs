@@ -30,11 +30,13 @@ pub fn enter(rootfs: &Path) -> Result<(), ArchiveError> {
     nix::unistd::chdir("/").map_err(|e| err(format!("chdir /: {e}")))
 }
 
+/// A path from the container's root (a relative one is taken from `/`,
+/// as Docker's daemon does).
 fn absolute(path: &str) -> Result<PathBuf, ArchiveError> {
-    if !path.starts_with('/') {
-        return Err(err(format!("path {path:?} is not absolute")));
+    if path.is_empty() {
+        return Err(err("no path given"));
     }
-    Ok(PathBuf::from(path))
+    Ok(Path::new("/").join(path))
 }
 
 /// A trailing `/` or `/.` follows the last component; else a symlink is

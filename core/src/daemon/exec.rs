@@ -289,10 +289,17 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
         let mut pumps = Vec::new();
         // Output: the terminal raw, else stdout and stderr framed.
         let sources: Vec<(u8, Box<dyn tokio::io::AsyncRead + Unpin + Send>)> = match &master {
-            Some(m) => match m.try_clone() {
-                Ok(dup) => vec![(0, Box::new(tokio::fs::File::from_std(std::fs::File::from(dup))))],
-                Err(_) => vec![],
-            },
+            Some(m) => {
+                let mut v: Vec<(u8, Box<dyn tokio::io::AsyncRead + Unpin + Send>)> = Vec::new();
+                if let Ok(dup) = m.try_clone() {
+                    v.push((0, Box::new(tokio::fs::File::from_std(std::fs::File::from(dup)))));
+                }
+                // The runtime's own errors (an exec that failed) come raw too.
+                if let Some(e) = child.stderr.take() {
+                    v.push((0, Box::new(e)));
+                }
+                v
+            }
             None => {
                 let mut v: Vec<(u8, Box<dyn tokio::io::AsyncRead + Unpin + Send>)> = Vec::new();
                 if let Some(o) = child.stdout.take() {
