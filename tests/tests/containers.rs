@@ -1020,3 +1020,71 @@ fn detach_keys_end_an_attachment_not_the_container() {
     assert_eq!(a.status, 400);
     ok(d.docker().args(["rm", "-f", "tty"]));
 }
+
+#[test]
+fn logs_rotate_and_local_volumes_take_mount_options() {
+    let Some(d) = daemon("logs_rotate_and_local_volumes_take_mount_options") else {
+        return;
+    };
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--name",
+            "chatty",
+            "--log-opt",
+            "max-size=2k",
+            "--log-opt",
+            "max-file=2",
+            "busybox",
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 400 ]; do echo line $i; i=$((i+1)); done",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let id = inspect(&d, "chatty", "{{.Id}}");
+    let dir = d.data_root().join("containers").join(&id);
+    let log = dir.join(format!("{id}-json.log"));
+    assert!(std::fs::metadata(&log).unwrap().len() <= 2048);
+    assert!(
+        dir.join(format!("{id}-json.log.1")).exists() && !dir.join(format!("{id}-json.log.2")).exists(),
+        "two files kept"
+    );
+    let logs = ok(d.docker().args(["logs", "chatty"]));
+    assert_eq!(logs.lines().last(), Some("line 399"));
+    let first: usize = logs.lines().next().unwrap()[5..].parse().unwrap();
+    assert!(
+        first > 0 && logs.lines().count() == 400 - first,
+        "the oldest lines rotated away, none lost after them"
+    );
+    let o = docker(&d, &["run", "--rm", "--log-opt", "max-file=2", "busybox", "true"]);
+    assert!(!o.status.success() && text(&o).contains("max-size"), "{}", text(&o));
+
+    // Docker's local driver options: a tmpfs volume with a size.
+    ok(d.docker().args([
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=1m",
+        "scratch",
+    ]));
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "scratch:/s",
+            "busybox",
+            "sh",
+            "-c",
+            "grep ' /s ' /proc/mounts | cut -d' ' -f3; df -k /s | tail -1 | awk '{print $2}'",
+        ],
+    );
+    assert_eq!(out(&o), "tmpfs\n1024", "{}", text(&o));
+}
