@@ -841,6 +841,34 @@ fn stats_cp_and_export() {
         std::path::Path::new("/etc/os-release").exists() && !out_dir.join("os-release").exists(),
         "never the host's /etc"
     );
+    // Paths under a volume are the volume's, as the container sees them.
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "withvol",
+        "-v",
+        "cpvol:/data",
+        "-v",
+        "cpro:/ro:ro",
+        "busybox",
+        "sleep",
+        "100",
+    ]));
+    ok(d.docker().arg("cp").arg(host.path().join("in")).arg("withvol:/data/"));
+    assert_eq!(ok(d.docker().args(["exec", "withvol", "cat", "/data/in"])), "from host");
+    ok(d.docker().args(["exec", "withvol", "sh", "-c", "echo vol > /data/v"]));
+    ok(d.docker().args(["cp", "withvol:/data/v"]).arg(host.path().join("v")));
+    assert_eq!(std::fs::read_to_string(host.path().join("v")).unwrap(), "vol\n");
+    let o = d
+        .docker()
+        .arg("cp")
+        .arg(host.path().join("in"))
+        .arg("withvol:/ro/")
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && text(&o).contains("read-only"), "{}", text(&o));
+    ok(d.docker().args(["rm", "-f", "withvol"]));
     let o = docker(&d, &["cp", "files:/no/such", "/tmp"]);
     assert!(!o.status.success() && text(&o).contains("Could not find"), "{}", text(&o));
 

@@ -95,7 +95,7 @@ fn base64(data: &[u8]) -> String {
 
 /// Streams the helper's tarball into an answer, the rootfs held mounted
 /// until it is done.
-fn tar_reply(mounted: Mounted, mut cmd: tokio::process::Command, stat: Option<String>) -> Result<Response<Body>, Failure> {
+fn tar_reply(mounted: impl Send + 'static, mut cmd: tokio::process::Command, stat: Option<String>) -> Result<Response<Body>, Failure> {
     let mut child = cmd.spawn().map_err(|e| internal(format!("run berth-archive: {e}")))?;
     let mut out = child.stdout.take().ok_or_else(|| internal("berth-archive has no stdout"))?;
     let (tx, body) = body::channel();
@@ -133,11 +133,69 @@ pub async fn export(d: &Arc<Daemon>, e: &Entry) -> Result<Response<Body>, Failur
     tar_reply(mounted, cmd, None)
 }
 
+/// Where `path` lives for a copy: inside a volume or bind mounted over it
+/// (that directory and the path below the mount point), else the root
+/// filesystem (`None` and the path itself).
+fn mounted_over(d: &Daemon, r: &crate::container::Record, path: &str) -> (Option<std::path::PathBuf>, String) {
+    let p = std::path::Path::new("/").join(path);
+    let best = r
+        .mounts
+        .iter()
+        .filter(|m| m.kind != "tmpfs" && p.starts_with(&m.destination))
+        .max_by_key(|m| m.destination.len());
+    let Some(m) = best else { return (None, path.to_string()) };
+    let source = if m.kind == "volume" {
+        d.volumes
+            .inspect(&d.registry, &m.name)
+            .ok()
+            .and_then(|v| v["Mountpoint"].as_str().map(std::path::PathBuf::from))
+    } else {
+        Some(std::path::PathBuf::from(&m.source))
+    };
+    let rest = p.strip_prefix(&m.destination).map(|r| r.display().to_string()).unwrap_or_default();
+    // What the path's spelling says about its last component stays.
+    let tail = if path.ends_with("/.") {
+        "/."
+    } else if path.ends_with('/') {
+        "/"
+    } else {
+        ""
+    };
+    match source {
+        Some(s) => (Some(s), format!("/{}{tail}", rest.trim_end_matches('/'))),
+        None => (None, path.to_string()),
+    }
+}
+
+/// The directory a copy works in: a volume's or bind's, or the mounted
+/// root filesystem, which stays mounted while `Root` lives.
+enum Root {
+    Mount(Mounted),
+    Dir(std::path::PathBuf),
+}
+
+impl Root {
+    async fn of(d: &Arc<Daemon>, r: &crate::container::Record, path: &str) -> Result<(Root, String), Failure> {
+        match mounted_over(d, r, path) {
+            (Some(dir), inner) => Ok((Root::Dir(dir), inner)),
+            (None, inner) => Ok((Root::Mount(Mounted::new(d, &r.id).await?), inner)),
+        }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Root::Mount(m) => &m.path,
+            Root::Dir(p) => p,
+        }
+    }
+}
+
 /// `HEAD` (stat only) and `GET /containers/{id}/archive?path=`.
 pub async fn get(d: &Arc<Daemon>, e: &Entry, path: &str, head: bool) -> Result<Response<Body>, Failure> {
-    let id = e.record().id.clone();
-    let mounted = Mounted::new(d, &id).await?;
-    let out = helper(d, "stat", &mounted.path, Some(path))
+    let r = e.snapshot();
+    let (mounted, inner) = Root::of(d, &r, path).await?;
+    let path = inner.as_str();
+    let out = helper(d, "stat", mounted.path(), Some(path))
         .output()
         .await
         .map_err(|err| internal(format!("run berth-archive: {err}")))?;
@@ -152,7 +210,7 @@ pub async fn get(d: &Arc<Daemon>, e: &Entry, path: &str, head: bool) -> Result<R
         }
         return Ok(reply);
     }
-    let cmd = helper(d, "get", &mounted.path, Some(path));
+    let cmd = helper(d, "get", mounted.path(), Some(path));
     tar_reply(mounted, cmd, Some(stat))
 }
 
@@ -160,11 +218,26 @@ pub async fn get(d: &Arc<Daemon>, e: &Entry, path: &str, head: bool) -> Result<R
 /// directory of the container.
 pub async fn put(d: &Arc<Daemon>, e: &Entry, path: &str, tarball: Bytes) -> Result<(), Failure> {
     let r = e.snapshot();
-    if r.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false) {
-        return Err((StatusCode::FORBIDDEN, "container rootfs is marked read-only".into()));
+    let p = std::path::Path::new("/").join(path);
+    let over = r
+        .mounts
+        .iter()
+        .filter(|m| m.kind != "tmpfs" && p.starts_with(&m.destination))
+        .max_by_key(|m| m.destination.len());
+    match over {
+        Some(m) if !m.rw => {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!("mounted volume is marked read-only: {}", m.destination),
+            ))
+        }
+        None if r.host_config["ReadonlyRootfs"].as_bool().unwrap_or(false) => {
+            return Err((StatusCode::FORBIDDEN, "container rootfs is marked read-only".into()))
+        }
+        _ => {}
     }
-    let mounted = Mounted::new(d, &r.id).await?;
-    let mut cmd = helper(d, "put", &mounted.path, Some(path));
+    let (mounted, inner) = Root::of(d, &r, path).await?;
+    let mut cmd = helper(d, "put", mounted.path(), Some(&inner));
     cmd.stdin(Stdio::piped());
     let mut child = cmd.spawn().map_err(|err| internal(format!("run berth-archive: {err}")))?;
     if let Some(mut stdin) = child.stdin.take() {
