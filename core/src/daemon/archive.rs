@@ -5,8 +5,9 @@
 //! berthd only mounts the root filesystem (and holds it mounted for the
 //! duration); the files are read and written by `berth-archive`, chrooted
 //! into it (`container/archive.rs`), so no path or symlink of a container
-//! is ever followed on the host. Volumes and binds are not included, as
-//! in Docker's export.
+//! is ever followed on the host. A path under a volume or bind is copied
+//! in that directory, as the container sees it; export leaves volumes
+//! and binds out, as Docker's does.
 
 use std::process::Stdio;
 use std::sync::Arc;
