@@ -5,6 +5,7 @@
 
 pub mod host;
 pub mod ipam;
+pub mod netlink;
 pub mod netns;
 pub mod none;
 
