@@ -10,12 +10,16 @@ use berth_net::netlink::Netlink;
 use berth_net::netns;
 use berth_tests::{ok, require_root, text};
 
-/// Namespaces pinned in a temporary directory, released when dropped.
-struct Namespaces(tempfile::TempDir, Vec<std::path::PathBuf>);
+/// Namespaces pinned in a temporary directory, released when dropped
+/// (the directory goes after them).
+struct Namespaces {
+    _dir: tempfile::TempDir,
+    pins: Vec<std::path::PathBuf>,
+}
 
 impl Drop for Namespaces {
     fn drop(&mut self) {
-        for p in &self.1 {
+        for p in &self.pins {
             let _ = netns::remove(p);
         }
     }
@@ -36,7 +40,7 @@ fn bridge_and_veth_into_a_namespace_carry_traffic() {
     let (host, ctr) = (dir.path().join("host"), dir.path().join("ctr"));
     netns::create(&host).unwrap();
     netns::create(&ctr).unwrap();
-    let _guard = Namespaces(dir, vec![host.clone(), ctr.clone()]);
+    let _guard = Namespaces { _dir: dir, pins: vec![host.clone(), ctr.clone()] };
 
     let mut h = Netlink::in_namespace(&host).unwrap();
     h.add_bridge("br-test", Some(1400)).unwrap();
