@@ -228,6 +228,11 @@ fn exec_runs_in_the_container_with_and_without_a_terminal() {
     ok(d.docker().args(["stop", "-t", "0", "box"]));
     let o = docker(&d, &["exec", "box", "true"]);
     assert!(!o.status.success() && text(&o).contains("is not running"), "{}", text(&o));
+    // Exec instances go with their container.
+    let exec_id = inspect(&d, "box", "{{index .ExecIDs 0}}");
+    ok(d.docker().args(["rm", "box"]));
+    let a = berth_core::client::request(&d.socket(), "GET", &format!("/v1.41/exec/{exec_id}/json"), None).unwrap();
+    assert_eq!(a.status, 404);
 }
 
 #[test]

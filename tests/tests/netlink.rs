@@ -40,7 +40,10 @@ fn bridge_and_veth_into_a_namespace_carry_traffic() {
     let (host, ctr) = (dir.path().join("host"), dir.path().join("ctr"));
     netns::create(&host).unwrap();
     netns::create(&ctr).unwrap();
-    let _guard = Namespaces { _dir: dir, pins: vec![host.clone(), ctr.clone()] };
+    let _guard = Namespaces {
+        _dir: dir,
+        pins: vec![host.clone(), ctr.clone()],
+    };
 
     let mut h = Netlink::in_namespace(&host).unwrap();
     h.add_bridge("br-test", Some(1400)).unwrap();

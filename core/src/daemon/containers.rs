@@ -919,6 +919,7 @@ pub async fn remove(d: &Arc<Daemon>, e: Arc<Entry>, force: bool, volumes: bool) 
                 .map_err(|err| internal(format!("remove the container's layer: {err}")))?;
         }
         d2.containers.remove(&r2.id).map_err(failure)?;
+        d2.execs.forget(&r2.id);
         d2.events.container("destroy", &r2, &[]);
         if volumes {
             for m in r2.mounts.iter().filter(|m| m.anonymous) {

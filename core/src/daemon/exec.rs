@@ -58,6 +58,14 @@ impl Execs {
             .ok_or_else(|| (StatusCode::NOT_FOUND, format!("No such exec instance: {id}")))
     }
 
+    /// Forgets a container's execs (it was removed).
+    pub fn forget(&self, container: &str) {
+        self.by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container != container);
+    }
+
     /// The IDs of a container's execs, for inspect's `ExecIDs`.
     pub fn of(&self, container: &str) -> Vec<String> {
         self.by_id
