@@ -3,6 +3,7 @@
 //! One file per driver. This crate never depends on the engine: the engine
 //! calls [`register_builtin`] to put these drivers into its registry.
 
+pub mod bridge;
 pub mod host;
 pub mod ipam;
 pub mod netlink;

@@ -87,3 +87,97 @@ fn bridge_and_veth_into_a_namespace_carry_traffic() {
     h.delete_link("br-test").unwrap();
     assert!(h.index("br-test").is_err());
 }
+
+#[test]
+fn bridge_driver_joins_two_containers_to_one_network() {
+    use berth_plugin::network::*;
+    use berth_plugin::NetworkDriver;
+    if !require_root("bridge_driver_joins_two_containers_to_one_network") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (host, a, b) = (dir.path().join("host"), dir.path().join("a"), dir.path().join("b"));
+    for ns in [&host, &a, &b] {
+        netns::create(ns).unwrap();
+    }
+    let home = dir.path().join("bridge");
+    let _guard = Namespaces {
+        _dir: dir,
+        pins: vec![host.clone(), a.clone(), b.clone()],
+    };
+    let driver = berth_net::bridge::BridgeDriver::new(&home, Some(host.clone())).unwrap();
+    let net = CreateNetworkRequest {
+        network_id: "n".repeat(64),
+        options: [(berth_net::bridge::MTU_OPTION.to_string(), serde_json::json!("1450"))].into(),
+        ipv4_data: vec![IpamData {
+            pool: "10.201.0.0/24".into(),
+            gateway: "10.201.0.1/24".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    driver.create_network(&net).unwrap();
+    let dup = CreateNetworkRequest {
+        network_id: "m".repeat(64),
+        options: [(
+            berth_net::bridge::BRIDGE_NAME_OPTION.to_string(),
+            serde_json::json!(format!("br-{}", "n".repeat(12))),
+        )]
+        .into(),
+        ..net.clone()
+    };
+    assert!(driver.create_network(&dup).unwrap_err().to_string().contains("already used"));
+    for (ep, ns, ip) in [("a", &a, "10.201.0.2/24"), ("b", &b, "10.201.0.3/24")] {
+        let id = ep.repeat(64);
+        let made = driver
+            .create_endpoint(&CreateEndpointRequest {
+                network_id: net.network_id.clone(),
+                endpoint_id: id.clone(),
+                interface: Some(EndpointInterface {
+                    address: ip.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(made.unwrap().mac_address.starts_with("02:42:0a:c9:00:"));
+        let joined = driver
+            .join(&JoinRequest {
+                network_id: net.network_id.clone(),
+                endpoint_id: id,
+                sandbox_key: ns.display().to_string(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(joined.gateway, "10.201.0.1");
+    }
+    let link = ok(&mut inside(&a, &["ip", "-o", "link", "show", "eth0"]));
+    assert!(link.contains("mtu 1450") && link.contains("02:42:0a:c9:00:02"), "{link}");
+    for (from, to) in [(&a, "10.201.0.3"), (&b, "10.201.0.2"), (&a, "10.201.0.1")] {
+        let o = inside(from, &["busybox", "ping", "-c", "1", "-W", "2", to]).output().unwrap();
+        assert!(o.status.success(), "ping {to}: {}", text(&o));
+    }
+    // A driver reopened on the same home knows the network and endpoints.
+    drop(driver);
+    let driver = berth_net::bridge::BridgeDriver::new(&home, Some(host.clone())).unwrap();
+    assert!(driver
+        .delete_network(&net.network_id)
+        .unwrap_err()
+        .to_string()
+        .contains("still on it"));
+    for ep in ["a", "b"] {
+        driver.leave(&net.network_id, &ep.repeat(64)).unwrap();
+        driver.delete_endpoint(&net.network_id, &ep.repeat(64)).unwrap();
+    }
+    assert!(!ok(&mut inside(&a, &["ip", "-o", "link"])).contains("eth0"));
+    driver.delete_network(&net.network_id).unwrap();
+    let left = ok(&mut inside(&host, &["ip", "-o", "link"]));
+    assert!(
+        !left.contains("br-") && !left.contains("vb"),
+        "nothing left in the host namespace: {left}"
+    );
+    assert!(matches!(
+        driver.delete_network(&net.network_id),
+        Err(berth_plugin::error::DriverError::NotFound { .. })
+    ));
+}

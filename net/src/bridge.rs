@@ -1,0 +1,328 @@
+//! The `bridge` network driver: each network a Linux bridge holding its
+//! gateway address; each endpoint a veth pair, one end on the bridge, the
+//! other put straight into the container's namespace as `eth0` with its
+//! MAC, address and default route (so `join` answers no interface for
+//! the engine to move). Links are made over rtnetlink ([`crate::netlink`])
+//! in the namespace the driver works in: the host's, or for tests one of
+//! their own. State (networks and endpoints) is kept in `<home>/state.json`,
+//! written atomically.
+//!
+//! Not here yet: NAT, isolation and port publishing (nftables), DNS.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_plugin::error::{DriverError, Result};
+use berth_plugin::network::*;
+use berth_plugin::NetworkDriver;
+use serde::{Deserialize, Serialize};
+
+use crate::netlink::Netlink;
+
+pub const NAME: &str = "bridge";
+
+/// The option naming the Linux bridge (Docker's).
+pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
+/// The option setting the MTU (Docker's).
+pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Network {
+    bridge: String,
+    gateway: IpAddr,
+    prefix: u8,
+    mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Endpoint {
+    network: String,
+    /// `ADDR/PREFIX`.
+    address: String,
+    mac: String,
+    /// The host end of the veth pair, once joined.
+    host_if: Option<String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    networks: BTreeMap<String, Network>,
+    endpoints: BTreeMap<String, Endpoint>,
+}
+
+pub struct BridgeDriver {
+    state_file: PathBuf,
+    /// The namespace links are made in; `None`: this process's.
+    namespace: Option<PathBuf>,
+    state: Mutex<State>,
+}
+
+fn driver_err(e: std::io::Error) -> DriverError {
+    DriverError::Driver(e.to_string())
+}
+
+fn invalid(what: &str, reason: impl Into<String>) -> DriverError {
+    DriverError::InvalidArgument {
+        what: what.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `02:42:` and the IPv4 address, as Docker derives a container's MAC.
+pub fn mac_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v) => {
+            let o = v.octets();
+            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+        }
+        IpAddr::V6(v) => {
+            let o = v.octets();
+            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[12], o[13], o[14], o[15])
+        }
+    }
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<u8> = s.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    parts
+        .try_into()
+        .map_err(|_| invalid("mac address", format!("{s:?} is not six hex bytes")))
+}
+
+fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| invalid("address", format!("{s:?} needs a prefix length")))?;
+    let a: IpAddr = a.parse().map_err(|_| invalid("address", format!("{s:?}")))?;
+    let p: u8 = p.parse().map_err(|_| invalid("address", format!("{s:?}")))?;
+    Ok((a, p))
+}
+
+impl BridgeDriver {
+    /// A driver keeping its state under `home`, making links in the
+    /// namespace pinned at `namespace` (`None`: the caller's).
+    pub fn new(home: &Path, namespace: Option<PathBuf>) -> Result<BridgeDriver> {
+        std::fs::create_dir_all(home).map_err(|e| DriverError::io("create", home, e))?;
+        let state_file = home.join("state.json");
+        let state = match std::fs::read(&state_file) {
+            Ok(t) => serde_json::from_slice(&t).map_err(|e| DriverError::Driver(format!("{}: {e}", state_file.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(DriverError::io("read", &state_file, e)),
+        };
+        Ok(BridgeDriver {
+            state_file,
+            namespace,
+            state: Mutex::new(state),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, s: &State) -> Result<()> {
+        let text = serde_json::to_vec_pretty(s).map_err(|e| DriverError::Driver(e.to_string()))?;
+        berth_fs::atomic::write(&self.state_file, &text).map_err(|e| DriverError::io("write", &self.state_file, e))
+    }
+
+    fn netlink(&self) -> Result<Netlink> {
+        match &self.namespace {
+            Some(p) => Netlink::in_namespace(p),
+            None => Netlink::new(),
+        }
+        .map_err(driver_err)
+    }
+}
+
+impl NetworkDriver for BridgeDriver {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            scope: "local".into(),
+            connectivity_scope: "local".into(),
+        }
+    }
+
+    fn create_network(&self, req: &CreateNetworkRequest) -> Result<()> {
+        let v4 = req
+            .ipv4_data
+            .first()
+            .ok_or_else(|| invalid("IPv4Data", "a bridge network needs an IPv4 pool"))?;
+        let (gateway, prefix) = parse_cidr(&v4.gateway)?;
+        let bridge = match req.options.get(BRIDGE_NAME_OPTION).and_then(|v| v.as_str()) {
+            Some(b) => b.to_string(),
+            None => format!("br-{}", &req.network_id[..12.min(req.network_id.len())]),
+        };
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains('/') || bridge.contains(char::is_whitespace) {
+            return Err(invalid(
+                BRIDGE_NAME_OPTION,
+                format!("{bridge:?} is not an interface name (at most 15 characters)"),
+            ));
+        }
+        let mtu = match req.options.get(MTU_OPTION) {
+            None => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .or_else(|| v.as_u64().map(|n| n as u32))
+                    .filter(|m: &u32| (68..=65535).contains(m))
+                    .ok_or_else(|| invalid(MTU_OPTION, format!("{v} is not an MTU between 68 and 65535")))?,
+            ),
+        };
+        let mut s = self.state();
+        if let Some((id, _)) = s.networks.iter().find(|(_, n)| n.bridge == bridge) {
+            return Err(DriverError::Conflict {
+                kind: "bridge",
+                name: bridge.clone(),
+                reason: format!("already used by network {id}"),
+            });
+        }
+        let mut nl = self.netlink()?;
+        nl.add_bridge(&bridge, mtu).map_err(driver_err)?;
+        let made = nl
+            .add_address(&bridge, gateway, prefix)
+            .and_then(|_| nl.set_link(&bridge, None, None, true));
+        if let Err(e) = made {
+            let _ = nl.delete_link(&bridge);
+            return Err(driver_err(e));
+        }
+        s.networks.insert(
+            req.network_id.clone(),
+            Network {
+                bridge,
+                gateway,
+                prefix,
+                mtu,
+            },
+        );
+        self.save(&s)
+    }
+
+    fn delete_network(&self, network_id: &str) -> Result<()> {
+        let mut s = self.state();
+        let n = s.networks.get(network_id).cloned().ok_or_else(|| DriverError::NotFound {
+            kind: "network",
+            name: network_id.into(),
+        })?;
+        if let Some((id, _)) = s.endpoints.iter().find(|(_, e)| e.network == network_id) {
+            return Err(DriverError::Conflict {
+                kind: "network",
+                name: network_id.into(),
+                reason: format!("endpoint {id} is still on it"),
+            });
+        }
+        self.netlink()?.delete_link(&n.bridge).map_err(driver_err)?;
+        s.networks.remove(network_id);
+        self.save(&s)
+    }
+
+    fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<Option<EndpointInterface>> {
+        let mut s = self.state();
+        if !s.networks.contains_key(&req.network_id) {
+            return Err(DriverError::NotFound {
+                kind: "network",
+                name: req.network_id.clone(),
+            });
+        }
+        let asked = req.interface.clone().unwrap_or_default();
+        let (ip, _) = parse_cidr(&asked.address)?;
+        let mac = if asked.mac_address.is_empty() {
+            mac_of(ip)
+        } else {
+            asked.mac_address.clone()
+        };
+        parse_mac(&mac)?;
+        s.endpoints.insert(
+            req.endpoint_id.clone(),
+            Endpoint {
+                network: req.network_id.clone(),
+                address: asked.address.clone(),
+                mac: mac.clone(),
+                host_if: None,
+            },
+        );
+        self.save(&s)?;
+        Ok(Some(EndpointInterface {
+            address: String::new(),
+            address_ipv6: String::new(),
+            mac_address: if asked.mac_address.is_empty() { mac } else { String::new() },
+        }))
+    }
+
+    fn delete_endpoint(&self, _network_id: &str, endpoint_id: &str) -> Result<()> {
+        let mut s = self.state();
+        if s.endpoints.remove(endpoint_id).is_some() {
+            self.save(&s)?;
+        }
+        Ok(())
+    }
+
+    fn join(&self, req: &JoinRequest) -> Result<JoinResponse> {
+        let mut s = self.state();
+        let ep = s.endpoints.get(&req.endpoint_id).cloned().ok_or_else(|| DriverError::NotFound {
+            kind: "endpoint",
+            name: req.endpoint_id.clone(),
+        })?;
+        let net = s.networks.get(&ep.network).cloned().ok_or_else(|| DriverError::NotFound {
+            kind: "network",
+            name: ep.network.clone(),
+        })?;
+        let ifname = req
+            .options
+            .get("com.berth.ifname")
+            .and_then(|v| v.as_str())
+            .unwrap_or("eth0")
+            .to_string();
+        let host_if = format!("vb{}", &req.endpoint_id[..12.min(req.endpoint_id.len())]);
+        let sandbox = std::fs::File::open(&req.sandbox_key).map_err(|e| DriverError::io("open", &req.sandbox_key, e))?;
+        let mut nl = self.netlink()?;
+        nl.add_veth(&host_if, &ifname, net.mtu, Some(std::os::fd::AsRawFd::as_raw_fd(&sandbox)))
+            .map_err(driver_err)?;
+        let placed = (|| -> std::io::Result<()> {
+            let bridge = nl.index(&net.bridge)?;
+            nl.set_link(&host_if, Some(bridge), None, true)?;
+            let mut inner = Netlink::in_namespace(Path::new(&req.sandbox_key))?;
+            let (ip, prefix) = parse_cidr(&ep.address).map_err(|e| std::io::Error::other(e.to_string()))?;
+            let mac = parse_mac(&ep.mac).map_err(|e| std::io::Error::other(e.to_string()))?;
+            inner.set_link(&ifname, None, Some(mac), true)?;
+            inner.add_address(&ifname, ip, prefix)?;
+            inner.add_default_route(net.gateway)
+        })();
+        if let Err(e) = placed {
+            let _ = nl.delete_link(&host_if);
+            return Err(driver_err(e));
+        }
+        if let Some(e) = s.endpoints.get_mut(&req.endpoint_id) {
+            e.host_if = Some(host_if);
+        }
+        self.save(&s)?;
+        Ok(JoinResponse {
+            gateway: net.gateway.to_string(),
+            ..Default::default()
+        })
+    }
+
+    fn leave(&self, _network_id: &str, endpoint_id: &str) -> Result<()> {
+        let mut s = self.state();
+        let Some(host_if) = s.endpoints.get(endpoint_id).and_then(|e| e.host_if.clone()) else {
+            return Ok(());
+        };
+        // The container's end goes with it.
+        self.netlink()?.delete_link(&host_if).map_err(driver_err)?;
+        if let Some(e) = s.endpoints.get_mut(endpoint_id) {
+            e.host_if = None;
+        }
+        self.save(&s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn macs_derive_from_addresses() {
+        assert_eq!(super::mac_of("172.17.0.2".parse().unwrap()), "02:42:ac:11:00:02");
+        assert_eq!(super::parse_mac("02:42:ac:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
+        assert!(super::parse_mac("02:42").is_err());
+    }
+}
