@@ -4,6 +4,7 @@
 //! calls [`register_builtin`] to put these drivers into its registry.
 
 pub mod bridge;
+pub mod firewall;
 pub mod host;
 pub mod ipam;
 pub mod netlink;

@@ -181,3 +181,101 @@ fn bridge_driver_joins_two_containers_to_one_network() {
         Err(berth_plugin::error::DriverError::NotFound { .. })
     ));
 }
+
+#[test]
+fn firewall_rules_load_isolate_and_publish_in_a_namespace() {
+    use berth_net::firewall::{self, NetworkRules, PortMapping};
+    if !require_root("firewall_rules_load_isolate_and_publish_in_a_namespace") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (host, a, b) = (dir.path().join("host"), dir.path().join("a"), dir.path().join("b"));
+    for ns in [&host, &a, &b] {
+        netns::create(ns).unwrap();
+    }
+    let _guard = Namespaces {
+        _dir: dir,
+        pins: vec![host.clone(), a.clone(), b.clone()],
+    };
+    // Two bridges in the test host, one test container on each.
+    let mut h = Netlink::in_namespace(&host).unwrap();
+    for (br, gw, veth, ns, ip) in [
+        ("br-a", "10.210.0.1", "vha", &a, "10.210.0.2"),
+        ("br-b", "10.211.0.1", "vhb", &b, "10.211.0.2"),
+    ] {
+        h.add_bridge(br, None).unwrap();
+        h.add_address(br, gw.parse().unwrap(), 24).unwrap();
+        h.set_link(br, None, None, true).unwrap();
+        let fd = std::fs::File::open(ns).unwrap();
+        h.add_veth(veth, "eth0", None, Some(std::os::fd::AsRawFd::as_raw_fd(&fd))).unwrap();
+        let idx = h.index(br).unwrap();
+        h.set_link(veth, Some(idx), None, true).unwrap();
+        let mut c = Netlink::in_namespace(ns).unwrap();
+        c.set_link("eth0", None, None, true).unwrap();
+        c.add_address("eth0", ip.parse().unwrap(), 24).unwrap();
+        c.add_default_route(gw.parse().unwrap()).unwrap();
+    }
+    ok(&mut inside(&host, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+    let ping = |from: &std::path::Path, to: &str| {
+        inside(from, &["busybox", "ping", "-c", "1", "-W", "1", to])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(ping(&a, "10.211.0.2"), "routed between the bridges before any rule");
+
+    let nets = vec![
+        NetworkRules {
+            bridge: "br-a".into(),
+            subnet: "10.210.0.0/24".into(),
+            internal: false,
+        },
+        NetworkRules {
+            bridge: "br-b".into(),
+            subnet: "10.211.0.0/24".into(),
+            internal: false,
+        },
+    ];
+    // A "server" in b: busybox nc listening on 80.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Killed(
+        inside(&b, &["busybox", "nc", "-l", "-p", "80", "-e", "echo", "hello-from-b"])
+            .spawn()
+            .unwrap(),
+    );
+    let ports = vec![PortMapping {
+        proto: "tcp".into(),
+        host_ip: None,
+        host_port: 8080,
+        container_ip: "10.211.0.2".parse().unwrap(),
+        container_port: 80,
+    }];
+    firewall::apply(Some(&host), &nets, &ports).unwrap();
+    let table = ok(&mut inside(&host, &["nft", "list", "table", "inet", "berth"]));
+    assert!(
+        table.contains("masquerade") && table.contains("dnat ip to 10.211.0.2:80"),
+        "{table}"
+    );
+    assert!(!ping(&a, "10.211.0.2"), "isolated: no forwarding between two berth bridges");
+    // The published port, reached from a (through the host's address on br-a).
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let got = ok(&mut inside(&a, &["busybox", "nc", "-w", "2", "10.210.0.1", "8080"]));
+    assert_eq!(got, "hello-from-b", "DNAT to the published container");
+    drop(server);
+    // Applying again with one network leaves only its rules; remove clears all.
+    firewall::apply(Some(&host), &nets[..1], &[]).unwrap();
+    let table = ok(&mut inside(&host, &["nft", "list", "table", "inet", "berth"]));
+    assert!(!table.contains("br-b") && !table.contains("dnat ip to"), "{table}");
+    assert!(ping(&a, "10.211.0.2"), "forwarding back once the isolation is gone");
+    firewall::remove(Some(&host)).unwrap();
+    firewall::remove(Some(&host)).unwrap();
+    let o = inside(&host, &["nft", "list", "table", "inet", "berth"]).output().unwrap();
+    assert!(!o.status.success(), "the table is gone");
+}

@@ -1,0 +1,218 @@
+//! berth's nftables rules, all in its own table (`inet berth`), written
+//! whole from the desired state in one transaction (`nft -f -`): the
+//! table is deleted and made again atomically, so a rule can never be
+//! left behind by a crash and reconciling is applying the state again.
+//!
+//! What the state says becomes:
+//! - outbound NAT: traffic from a network's subnet leaving by any other
+//!   interface than its bridge is masqueraded (not for `--internal`
+//!   networks);
+//! - isolation: nothing is forwarded between two berth bridges, and an
+//!   internal network's bridge forwards nothing out at all (but a
+//!   connection to a published port is, whatever network it comes from);
+//! - published ports: DNAT of `[host ip:]port/proto` to the container,
+//!   for traffic arriving from outside (prerouting) and from the host
+//!   itself (output), 127.0.0.1 included (with masquerade of loopback
+//!   sources toward the bridge and `route_localnet` set by the caller).
+
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The table's name, in family `inet`.
+pub const TABLE: &str = "berth";
+
+/// A bridge network as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkRules {
+    pub bridge: String,
+    /// `10.1.0.0/24` (IPv4).
+    pub subnet: String,
+    pub internal: bool,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMapping {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Only traffic to this host address; `None`: any.
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub container_ip: IpAddr,
+    pub container_port: u16,
+}
+
+fn check_name(name: &str) -> io::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not an interface name berth writes rules for"),
+        ))
+    }
+}
+
+/// The nft script for `networks` and `ports`.
+pub fn render(networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<String> {
+    let mut s = String::new();
+    // Deleting a table that does not exist fails the transaction: add it first.
+    s.push_str(&format!(
+        "add table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n"
+    ));
+    s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
+    // A published port is reached from any network, isolation or not.
+    s.push_str("    ct status dnat accept\n");
+    for n in networks {
+        check_name(&n.bridge)?;
+        if n.internal {
+            s.push_str(&format!(
+                "    iifname \"{0}\" oifname != \"{0}\" drop\n    oifname \"{0}\" iifname != \"{0}\" drop\n",
+                n.bridge
+            ));
+        }
+        for other in networks.iter().filter(|o| o.bridge != n.bridge) {
+            s.push_str(&format!("    iifname \"{}\" oifname \"{}\" drop\n", n.bridge, other.bridge));
+        }
+    }
+    s.push_str("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
+    for n in networks.iter().filter(|n| !n.internal) {
+        let subnet: String = n
+            .subnet
+            .chars()
+            .filter(|c| c.is_ascii_hexdigit() || matches!(c, '.' | '/' | ':'))
+            .collect();
+        s.push_str(&format!("    ip saddr {subnet} oifname != \"{}\" masquerade\n", n.bridge));
+    }
+    if !ports.is_empty() {
+        // Connections from the host to 127.0.0.1:PORT leave by a bridge
+        // with a loopback source the container could not answer.
+        s.push_str("    ip saddr 127.0.0.0/8 fib daddr type unicast masquerade\n");
+    }
+    s.push_str("  }\n");
+    let mut dnat = String::new();
+    for p in ports {
+        let proto = match p.proto.as_str() {
+            "tcp" | "udp" => p.proto.as_str(),
+            other => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("protocol {other:?}: tcp or udp"),
+                ))
+            }
+        };
+        let family = if p.container_ip.is_ipv4() { "ip" } else { "ip6" };
+        let to = match p.container_ip {
+            IpAddr::V4(a) => format!("{a}:{}", p.container_port),
+            IpAddr::V6(a) => format!("[{a}]:{}", p.container_port),
+        };
+        let dst = match p.host_ip {
+            Some(h) => format!("{} daddr {h} ", if h.is_ipv4() { "ip" } else { "ip6" }),
+            None => "fib daddr type local ".to_string(),
+        };
+        dnat.push_str(&format!("    {dst}{proto} dport {} dnat {family} to {to}\n", p.host_port));
+    }
+    for (chain, hook, priority) in [("prerouting", "prerouting", "dstnat"), ("output", "output", "-100")] {
+        s.push_str(&format!(
+            "  chain {chain} {{\n    type nat hook {hook} priority {priority}; policy accept;\n{dnat}  }}\n"
+        ));
+    }
+    s.push_str("}\n");
+    Ok(s)
+}
+
+fn nft(namespace: Option<&Path>, script: &str) -> io::Result<()> {
+    let mut c = match namespace {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net={}", ns.display())).arg("nft");
+            c
+        }
+        None => Command::new("nft"),
+    };
+    let mut child = c
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("piped stdin").write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!("nft: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// Makes berth's table say exactly `networks` and `ports`, in the
+/// namespace pinned at `namespace` (`None`: this process's).
+pub fn apply(namespace: Option<&Path>, networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<()> {
+    nft(namespace, &render(networks, ports)?)
+}
+
+/// Removes berth's table; none there is fine.
+pub fn remove(namespace: Option<&Path>) -> io::Result<()> {
+    nft(namespace, &format!("add table inet {TABLE}\ndelete table inet {TABLE}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_render_from_the_state() {
+        let nets = [
+            NetworkRules {
+                bridge: "berth0".into(),
+                subnet: "172.17.0.0/16".into(),
+                internal: false,
+            },
+            NetworkRules {
+                bridge: "br-inner".into(),
+                subnet: "10.5.0.0/24".into(),
+                internal: true,
+            },
+        ];
+        let ports = [PortMapping {
+            proto: "tcp".into(),
+            host_ip: None,
+            host_port: 8080,
+            container_ip: "172.17.0.2".parse().unwrap(),
+            container_port: 80,
+        }];
+        let s = render(&nets, &ports).unwrap();
+        assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"), "{s}");
+        assert!(!s.contains("10.5.0.0/24 oifname"), "no NAT for an internal network: {s}");
+        assert!(
+            s.contains("iifname \"berth0\" oifname \"br-inner\" drop") && s.contains("iifname \"br-inner\" oifname \"berth0\" drop"),
+            "{s}"
+        );
+        assert_eq!(
+            s.matches("fib daddr type local tcp dport 8080 dnat ip to 172.17.0.2:80").count(),
+            2,
+            "prerouting and output: {s}"
+        );
+        assert!(render(
+            &[NetworkRules {
+                bridge: "bad name;".into(),
+                subnet: "1.0.0.0/8".into(),
+                internal: false
+            }],
+            &[]
+        )
+        .is_err());
+        let sctp = PortMapping {
+            proto: "sctp".into(),
+            ..ports[0].clone()
+        };
+        assert!(render(&[], &[sctp]).is_err());
+    }
+}
