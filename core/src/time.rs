@@ -119,6 +119,24 @@ pub fn parse_timestamp(t: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(secs, n.parse().ok()?))
 }
 
+/// Docker's human durations ("Up 5 seconds", "Exited (0) 3 minutes ago").
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        172_800..=1_209_599 => format!("{} days", s / 86_400),
+        1_209_600..=7_862_399 => format!("{} weeks", s / 604_800),
+        7_862_400..=63_071_999 => format!("{} months", s / 2_592_000),
+        _ => format!("{} years", s / 31_536_000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +161,10 @@ mod tests {
         assert_eq!(parse_timestamp("1795392000"), Some(UNIX_EPOCH + Duration::new(1_795_392_000, 0)));
         assert_eq!(parse_timestamp("x"), None);
         assert!(now_rfc3339().ends_with('Z') && now_rfc3339().len() == 30);
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3 * 86_400), "3 days");
     }
 }

@@ -25,6 +25,15 @@ pub fn require_root(test: &str) -> bool {
     require(test, unsafe { libc::geteuid() } == 0, "root")
 }
 
+/// A berthd of the test's own with busybox loaded, when the test may run:
+/// [`require_root`] decides (under `CI=true` a missing root fails).
+pub fn require_daemon(test: &str) -> Option<Berthd> {
+    if !require_root(test) {
+        return None;
+    }
+    Some(Berthd::with_busybox().expect("start berthd with busybox"))
+}
+
 /// Whether the machine has what a test needs (`have`, described by
 /// `what`). Like [`require_root`]: without it the test skips only when
 /// `CI` is unset; under `CI=true` it fails.
@@ -576,12 +585,7 @@ pub fn busybox_docker_archive(path: &Path, tags: &[&str]) -> Result<String> {
     }]))?;
     let mut out = tar::Builder::new(std::fs::File::create(path)?);
     let mut add = |name: &str, data: &[u8]| -> Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
+        let mut h = berth_core::image::archive::file_header(data.len() as u64);
         out.append_data(&mut h, name, data)?;
         Ok(())
     };

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{run_with, Berthd, Run};
+use berth_tests::{require_daemon, run_with, Run};
 
 fn run(c: &mut Command) -> Run {
     run_with(c, None)
@@ -20,22 +20,9 @@ fn ok(c: &mut Command) -> String {
     r.stdout.trim().to_string()
 }
 
-/// A berthd with busybox:latest loaded; None when the test must skip.
-fn daemon(test: &str) -> Option<Berthd> {
-    if !berth_tests::require_root(test) {
-        return None;
-    }
-    let d = Berthd::start().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("busybox.tar");
-    berth_tests::busybox_docker_archive(&archive, &["busybox:latest"]).unwrap();
-    ok(d.berth().args(["load", "-q", "-i"]).arg(&archive));
-    Some(d)
-}
-
 #[test]
 fn run_relays_output_and_exits_as_docker() {
-    let Some(d) = daemon("run_relays_output_and_exits_as_docker") else {
+    let Some(d) = require_daemon("run_relays_output_and_exits_as_docker") else {
         return;
     };
     let r = run(d.berth().args(["run", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]));
@@ -76,7 +63,7 @@ fn run_relays_output_and_exits_as_docker() {
 
 #[test]
 fn stdin_goes_to_the_container_until_eof() {
-    let Some(d) = daemon("stdin_goes_to_the_container_until_eof") else {
+    let Some(d) = require_daemon("stdin_goes_to_the_container_until_eof") else {
         return;
     };
     let r = run_with(d.berth().args(["run", "-i", "--rm", "busybox", "cat"]), Some(b"hello\nworld\n"));
@@ -100,7 +87,7 @@ fn stdin_goes_to_the_container_until_eof() {
 
 #[test]
 fn detached_containers_and_their_logs() {
-    let Some(d) = daemon("detached_containers_and_their_logs") else {
+    let Some(d) = require_daemon("detached_containers_and_their_logs") else {
         return;
     };
     let script = "echo one; echo two >&2; sleep 1; echo three";
@@ -136,7 +123,7 @@ fn detached_containers_and_their_logs() {
 
 #[test]
 fn stop_kill_restart_rename_wait_and_remove() {
-    let Some(d) = daemon("stop_kill_restart_rename_wait_and_remove") else {
+    let Some(d) = require_daemon("stop_kill_restart_rename_wait_and_remove") else {
         return;
     };
     ok(d.berth().args(["run", "-d", "--name", "s1", "busybox", "sleep", "100"]));
@@ -184,7 +171,7 @@ fn stop_kill_restart_rename_wait_and_remove() {
 
 #[test]
 fn ps_and_inspect_print_dockers_formats() {
-    let Some(d) = daemon("ps_and_inspect_print_dockers_formats") else {
+    let Some(d) = require_daemon("ps_and_inspect_print_dockers_formats") else {
         return;
     };
     let id = ok(d.berth().args([
@@ -258,7 +245,9 @@ fn ps_and_inspect_print_dockers_formats() {
 
 #[test]
 fn flags_shape_the_container() {
-    let Some(d) = daemon("flags_shape_the_container") else { return };
+    let Some(d) = require_daemon("flags_shape_the_container") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let env_file = dir.path().join("env");
     std::fs::write(&env_file, "# settings\nFROM_FILE=f\n\nB=from-file\n").unwrap();
@@ -458,7 +447,7 @@ fn exit_code(child: &mut std::process::Child) -> Option<i32> {
 
 #[test]
 fn a_terminal_is_raw_sized_detachable_and_restored() {
-    let Some(d) = daemon("a_terminal_is_raw_sized_detachable_and_restored") else {
+    let Some(d) = require_daemon("a_terminal_is_raw_sized_detachable_and_restored") else {
         return;
     };
     let mut pty = Pty::open(30, 100);
@@ -503,7 +492,7 @@ fn a_terminal_is_raw_sized_detachable_and_restored() {
 
 #[test]
 fn run_passes_signals_on_to_the_container() {
-    let Some(d) = daemon("run_passes_signals_on_to_the_container") else {
+    let Some(d) = require_daemon("run_passes_signals_on_to_the_container") else {
         return;
     };
     let script = "trap 'echo got TERM; exit 9' TERM; echo ready; while true; do sleep 0.1; done";

@@ -8,18 +8,10 @@ use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{eventually, ok, run_with, text, Berthd, Run};
+use berth_tests::{eventually, ok, require_daemon, run_with, text, Berthd, Run};
 
 fn run(c: &mut Command) -> Run {
     run_with(c, None)
-}
-
-/// A berthd with busybox:latest loaded; None when the test must skip.
-fn daemon(test: &str) -> Option<Berthd> {
-    if !berth_tests::require_root(test) {
-        return None;
-    }
-    Some(Berthd::with_busybox().unwrap())
 }
 
 /// Starts a detached container `name` running `sleep 1000`.
@@ -29,7 +21,7 @@ fn sleeper(d: &Berthd, name: &str) {
 
 #[test]
 fn exec_runs_commands_as_docker() {
-    let Some(d) = daemon("exec_runs_commands_as_docker") else {
+    let Some(d) = require_daemon("exec_runs_commands_as_docker") else {
         return;
     };
     sleeper(&d, "box");
@@ -99,7 +91,7 @@ fn exec_runs_commands_as_docker() {
 
 #[test]
 fn exec_with_a_terminal_is_sized_and_resized() {
-    let Some(d) = daemon("exec_with_a_terminal_is_sized_and_resized") else {
+    let Some(d) = require_daemon("exec_with_a_terminal_is_sized_and_resized") else {
         return;
     };
     sleeper(&d, "term");
@@ -123,7 +115,7 @@ fn exec_with_a_terminal_is_sized_and_resized() {
 
 #[test]
 fn top_pause_unpause_and_port() {
-    let Some(d) = daemon("top_pause_unpause_and_port") else {
+    let Some(d) = require_daemon("top_pause_unpause_and_port") else {
         return;
     };
     sleeper(&d, "box");
@@ -176,7 +168,7 @@ fn cpu_percent(d: &Berthd, name: &str) -> f64 {
 
 #[test]
 fn stats_show_usage_as_docker() {
-    let Some(d) = daemon("stats_show_usage_as_docker") else {
+    let Some(d) = require_daemon("stats_show_usage_as_docker") else {
         return;
     };
     ok(d.berth().args([
@@ -251,7 +243,7 @@ fn stats_show_usage_as_docker() {
 
 #[test]
 fn cp_copies_both_ways_as_docker() {
-    let Some(d) = daemon("cp_copies_both_ways_as_docker") else {
+    let Some(d) = require_daemon("cp_copies_both_ways_as_docker") else {
         return;
     };
     sleeper(&d, "box");
@@ -355,7 +347,7 @@ fn cp_copies_both_ways_as_docker() {
 
 #[test]
 fn export_writes_the_root_filesystem() {
-    let Some(d) = daemon("export_writes_the_root_filesystem") else {
+    let Some(d) = require_daemon("export_writes_the_root_filesystem") else {
         return;
     };
     ok(d.berth()
@@ -390,7 +382,7 @@ fn export_writes_the_root_filesystem() {
 
 #[test]
 fn update_changes_limits_and_policy() {
-    let Some(d) = daemon("update_changes_limits_and_policy") else {
+    let Some(d) = require_daemon("update_changes_limits_and_policy") else {
         return;
     };
     sleeper(&d, "box");
@@ -424,7 +416,7 @@ fn update_changes_limits_and_policy() {
 
 #[test]
 fn events_show_a_containers_life_in_order() {
-    let Some(d) = daemon("events_show_a_containers_life_in_order") else {
+    let Some(d) = require_daemon("events_show_a_containers_life_in_order") else {
         return;
     };
     let since = std::time::SystemTime::now()

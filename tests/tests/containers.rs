@@ -8,14 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{eventually, ok, require_root, text, Berthd};
-
-fn daemon(test: &str) -> Option<Berthd> {
-    if !require_root(test) {
-        return None;
-    }
-    Some(Berthd::with_busybox().unwrap())
-}
+use berth_tests::{eventually, ok, require_daemon, text, Berthd};
 
 fn docker(d: &Berthd, args: &[&str]) -> std::process::Output {
     d.docker().args(args).stdin(Stdio::null()).output().unwrap()
@@ -31,7 +24,7 @@ fn inspect(d: &Berthd, name: &str, template: &str) -> String {
 
 #[test]
 fn run_gives_output_exit_codes_and_stdin() {
-    let Some(d) = daemon("run_gives_output_exit_codes_and_stdin") else {
+    let Some(d) = require_daemon("run_gives_output_exit_codes_and_stdin") else {
         return;
     };
     let o = docker(&d, &["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
@@ -84,7 +77,7 @@ fn run_gives_output_exit_codes_and_stdin() {
 
 #[test]
 fn detached_containers_log_stop_and_remove() {
-    let Some(d) = daemon("detached_containers_log_stop_and_remove") else {
+    let Some(d) = require_daemon("detached_containers_log_stop_and_remove") else {
         return;
     };
     let id = ok(d.docker().args([
@@ -159,7 +152,7 @@ fn detached_containers_log_stop_and_remove() {
 
 #[test]
 fn exec_runs_in_the_container_with_and_without_a_terminal() {
-    let Some(d) = daemon("exec_runs_in_the_container_with_and_without_a_terminal") else {
+    let Some(d) = require_daemon("exec_runs_in_the_container_with_and_without_a_terminal") else {
         return;
     };
     ok(d.docker()
@@ -237,7 +230,7 @@ fn exec_runs_in_the_container_with_and_without_a_terminal() {
 
 #[test]
 fn pause_freezes_and_top_lists_the_processes() {
-    let Some(d) = daemon("pause_freezes_and_top_lists_the_processes") else {
+    let Some(d) = require_daemon("pause_freezes_and_top_lists_the_processes") else {
         return;
     };
     ok(d.docker().args([
@@ -269,7 +262,7 @@ fn pause_freezes_and_top_lists_the_processes() {
 
 #[test]
 fn init_reaps_orphans_and_passes_signals_on() {
-    let Some(d) = daemon("init_reaps_orphans_and_passes_signals_on") else {
+    let Some(d) = require_daemon("init_reaps_orphans_and_passes_signals_on") else {
         return;
     };
     let o = docker(
@@ -304,7 +297,7 @@ fn init_reaps_orphans_and_passes_signals_on() {
 
 #[test]
 fn containers_get_the_default_hardening() {
-    let Some(d) = daemon("containers_get_the_default_hardening") else {
+    let Some(d) = require_daemon("containers_get_the_default_hardening") else {
         return;
     };
     let script = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status; \
@@ -376,7 +369,9 @@ fn containers_get_the_default_hardening() {
 
 #[test]
 fn volumes_binds_and_tmpfs() {
-    let Some(d) = daemon("volumes_binds_and_tmpfs") else { return };
+    let Some(d) = require_daemon("volumes_binds_and_tmpfs") else {
+        return;
+    };
     ok(d.docker()
         .args(["run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f"]));
     assert_eq!(
@@ -442,7 +437,9 @@ fn volumes_binds_and_tmpfs() {
 
 #[test]
 fn resources_reach_the_cgroup() {
-    let Some(d) = daemon("resources_reach_the_cgroup") else { return };
+    let Some(d) = require_daemon("resources_reach_the_cgroup") else {
+        return;
+    };
     let id = ok(d.docker().args([
         "run",
         "-d",
@@ -507,7 +504,9 @@ fn resources_reach_the_cgroup() {
 
 #[test]
 fn restart_policies_are_followed() {
-    let Some(d) = daemon("restart_policies_are_followed") else { return };
+    let Some(d) = require_daemon("restart_policies_are_followed") else {
+        return;
+    };
     ok(d.docker().args([
         "run",
         "-d",
@@ -552,7 +551,7 @@ fn restart_policies_are_followed() {
 
 #[test]
 fn containers_survive_kill_9_of_berthd() {
-    let Some(mut d) = daemon("containers_survive_kill_9_of_berthd") else {
+    let Some(mut d) = require_daemon("containers_survive_kill_9_of_berthd") else {
         return;
     };
     ok(d.docker().args([
@@ -593,7 +592,7 @@ fn containers_survive_kill_9_of_berthd() {
 
 #[test]
 fn bad_input_is_refused_and_changes_nothing() {
-    let Some(d) = daemon("bad_input_is_refused_and_changes_nothing") else {
+    let Some(d) = require_daemon("bad_input_is_refused_and_changes_nothing") else {
         return;
     };
     let o = docker(&d, &["run", "--rm", "--pull", "never", "no-such-image", "true"]);
@@ -647,7 +646,9 @@ fn bad_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn python_sdk_runs_containers() {
-    let Some(d) = daemon("python_sdk_runs_containers") else { return };
+    let Some(d) = require_daemon("python_sdk_runs_containers") else {
+        return;
+    };
     let script = format!(
         r#"
 import docker
@@ -702,7 +703,7 @@ print('ok')
 
 #[test]
 fn events_disk_usage_and_volume_prune() {
-    let Some(d) = daemon("events_disk_usage_and_volume_prune") else {
+    let Some(d) = require_daemon("events_disk_usage_and_volume_prune") else {
         return;
     };
     let since = format!(
@@ -790,7 +791,7 @@ fn events_disk_usage_and_volume_prune() {
 
 #[test]
 fn stats_cp_and_export() {
-    let Some(d) = daemon("stats_cp_and_export") else { return };
+    let Some(d) = require_daemon("stats_cp_and_export") else { return };
     ok(d.docker().args([
         "run",
         "-d",
@@ -890,7 +891,9 @@ fn stats_cp_and_export() {
 
 #[test]
 fn docker_compose_runs_a_project() {
-    let Some(d) = daemon("docker_compose_runs_a_project") else { return };
+    let Some(d) = require_daemon("docker_compose_runs_a_project") else {
+        return;
+    };
     let project = tempfile::tempdir().unwrap();
     // Without networks yet (they come with the network drivers), services
     // use network_mode: none.
@@ -947,7 +950,7 @@ volumes:
 
 #[test]
 fn image_volumes_become_anonymous_volumes() {
-    let Some(d) = daemon("image_volumes_become_anonymous_volumes") else {
+    let Some(d) = require_daemon("image_volumes_become_anonymous_volumes") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -989,7 +992,7 @@ fn image_volumes_become_anonymous_volumes() {
 
 #[test]
 fn berthd_start_removes_what_a_crash_left() {
-    let Some(mut d) = daemon("berthd_start_removes_what_a_crash_left") else {
+    let Some(mut d) = require_daemon("berthd_start_removes_what_a_crash_left") else {
         return;
     };
     let id = ok(d.docker().args(["create", "--name", "kept", "busybox", "true"]));
@@ -1008,7 +1011,7 @@ fn berthd_start_removes_what_a_crash_left() {
 #[test]
 fn detach_keys_end_an_attachment_not_the_container() {
     use std::io::{Read, Write};
-    let Some(d) = daemon("detach_keys_end_an_attachment_not_the_container") else {
+    let Some(d) = require_daemon("detach_keys_end_an_attachment_not_the_container") else {
         return;
     };
     let id = ok(d.docker().args(["run", "-dit", "--name", "tty", "busybox", "sh"]));
@@ -1056,7 +1059,7 @@ fn detach_keys_end_an_attachment_not_the_container() {
 
 #[test]
 fn logs_rotate_and_local_volumes_take_mount_options() {
-    let Some(d) = daemon("logs_rotate_and_local_volumes_take_mount_options") else {
+    let Some(d) = require_daemon("logs_rotate_and_local_volumes_take_mount_options") else {
         return;
     };
     let o = docker(

@@ -548,12 +548,7 @@ fn archives_that_point_outside_are_refused_and_the_data_root_is_closed() {
     // manifest.json names a configuration that is a symlink to a host file.
     let mut b = tar::Builder::new(Vec::new());
     let manifest = br#"[{"Config":"cfg.json","RepoTags":["evil:latest"],"Layers":[]}]"#;
-    let mut h = tar::Header::new_gnu();
-    h.set_size(manifest.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
+    let mut h = berth_core::image::archive::file_header(manifest.len() as u64);
     b.append_data(&mut h, "manifest.json", &manifest[..]).unwrap();
     let mut l = tar::Header::new_gnu();
     l.set_entry_type(tar::EntryType::Symlink);

@@ -18,7 +18,7 @@ fn fails(c: &mut Command) -> String {
 }
 
 /// Root, skopeo and umoci (scripts/install-deps installs them).
-fn have_tools(test: &str) -> bool {
+fn require_tools(test: &str) -> bool {
     let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
     berth_tests::require_root(test) && berth_tests::require(test, found("skopeo") && found("umoci"), "skopeo and umoci")
 }
@@ -137,7 +137,7 @@ fn write_blob(layout: &Path, media_type: &str, value: &Value) -> Value {
 
 #[test]
 fn berth_save_is_read_by_skopeo_both_ways() {
-    if !have_tools("berth_save_is_read_by_skopeo_both_ways") {
+    if !require_tools("berth_save_is_read_by_skopeo_both_ways") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -196,7 +196,7 @@ fn berth_save_is_read_by_skopeo_both_ways() {
 
 #[test]
 fn berth_save_unpacks_with_umoci() {
-    if !have_tools("berth_save_unpacks_with_umoci") {
+    if !require_tools("berth_save_unpacks_with_umoci") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -217,7 +217,7 @@ fn berth_save_unpacks_with_umoci() {
 
 #[test]
 fn skopeo_layouts_load_with_the_same_image_id() {
-    if !have_tools("skopeo_layouts_load_with_the_same_image_id") {
+    if !require_tools("skopeo_layouts_load_with_the_same_image_id") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -303,7 +303,7 @@ fn skopeo_layouts_load_with_the_same_image_id() {
 
 #[test]
 fn umoci_layouts_load_with_their_layers() {
-    if !have_tools("umoci_layouts_load_with_their_layers") {
+    if !require_tools("umoci_layouts_load_with_their_layers") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -358,7 +358,7 @@ fn umoci_layouts_load_with_their_layers() {
 
 #[test]
 fn image_indexes_load_the_entry_for_this_platform() {
-    if !have_tools("image_indexes_load_the_entry_for_this_platform") {
+    if !require_tools("image_indexes_load_the_entry_for_this_platform") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -400,7 +400,7 @@ fn image_indexes_load_the_entry_for_this_platform() {
 
 #[test]
 fn damaged_layouts_are_refused_and_nothing_is_stored() {
-    if !have_tools("damaged_layouts_are_refused_and_nothing_is_stored") {
+    if !require_tools("damaged_layouts_are_refused_and_nothing_is_stored") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

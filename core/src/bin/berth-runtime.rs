@@ -192,9 +192,9 @@ fn main() -> ExitCode {
 fn exit_code_of(msg: &str) -> u8 {
     if !msg.contains("exec") {
         1
-    } else if msg.contains("executable file not found") || msg.contains("ENOENT") {
+    } else if msg.contains("executable file not found") || msg.contains("no such file or directory") {
         127
-    } else if msg.contains("EACCES") || msg.contains("permission denied") || msg.contains("ENOEXEC") {
+    } else if msg.contains("permission denied") || msg.contains("exec format error") {
         126
     } else {
         1

@@ -5,7 +5,6 @@
 //! a terminal), and our exit status is the exec's `ExitCode`. With `-d`
 //! it is started detached and nothing is printed.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -15,13 +14,6 @@ use super::api::{encode, Api};
 use super::stream::{self, Ended};
 use super::terminal::{self, RawMode};
 use super::{options, run, signals, CliError};
-
-/// How berth-runtime words its own failure on its stderr, which berthd
-/// relays as the exec's stderr when the command could not be started.
-const RUNTIME_ERROR: &str = "berth-runtime: error:";
-
-/// How much of the exec's stderr is kept to read a runtime failure from.
-const KEPT_STDERR: usize = 4096;
 
 /// `berth exec`.
 #[derive(Args, Debug)]
@@ -59,40 +51,6 @@ pub struct ExecArgs {
         value_name = "CONTAINER COMMAND [ARG...]"
     )]
     pub args: Vec<String>,
-}
-
-/// The first bytes written to stderr, kept while they pass through.
-struct Teed<'a> {
-    out: &'a mut dyn Write,
-    kept: Vec<u8>,
-}
-
-impl Write for Teed<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let room = KEPT_STDERR.saturating_sub(self.kept.len());
-        self.kept.extend_from_slice(&buf[..buf.len().min(room)]);
-        self.out.write(buf)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
-/// The exit status docker gives an exec that failed with `code`: berthd
-/// leaves the runtime's own status (1) when the command could not be
-/// started, with the runtime's message first on stderr; docker's daemon
-/// sets 126, or 127 when the command was not found.
-fn exec_status(code: i64, stderr: &[u8]) -> u8 {
-    let text = String::from_utf8_lossy(stderr);
-    let first = text.lines().next().unwrap_or_default();
-    if code != 0 && first.starts_with(RUNTIME_ERROR) {
-        return match run::start_failure_status(first) {
-            127 => 127,
-            _ => 126,
-        };
-    }
-    (code & 0xff) as u8
 }
 
 /// A refused exec start as docker reports it: 126 or 127 when the
@@ -166,41 +124,15 @@ pub fn exec(api: &Api, a: ExecArgs) -> Result<(), CliError> {
     let raw = (a.tty && stdin && terminal::stdin_is_terminal())
         .then(RawMode::enter)
         .and_then(Result::ok);
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
-    let mut teed = Teed {
-        out: &mut err,
-        kept: Vec::new(),
-    };
-    let ended = stream::relay_to(conn, a.tty, stdin, raw.is_some(), &mut teed);
+    // berthd's exit code is the exec's, 126 or 127 when it could not run.
+    let ended = stream::relay(conn, a.tty, stdin, raw.is_some());
     drop(raw);
-    let kept = std::mem::take(&mut teed.kept);
-    drop(err);
     if ended.map_err(|e| CliError::Failed(format!("error attaching: {e}")))? != Ended::Output {
         return Ok(());
     }
     let v: Value = api.get(&format!("/exec/{}/json", encode(&id)))?;
-    match exec_status(v["ExitCode"].as_i64().unwrap_or(0), &kept) {
+    match (v["ExitCode"].as_i64().unwrap_or(0) & 0xff) as u8 {
         0 => Ok(()),
         n => Err(CliError::Exit(n)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runtime_failures_exit_as_dockers_exec() {
-        let not_found = b"berth-runtime: error: container init failed: exec nonexist: executable file not found in $PATH\n";
-        assert_eq!(exec_status(1, not_found), 127);
-        let denied = b"berth-runtime: error: container init failed: exec /etc/passwd: EACCES: Permission denied\n";
-        assert_eq!(exec_status(1, denied), 126);
-        assert_eq!(exec_status(1, b"berth-runtime: error: cgroup: invalid argument\n"), 126);
-        // The command's own words are its own.
-        assert_eq!(exec_status(1, b"cat: can't open '/x': No such file or directory\n"), 1);
-        assert_eq!(exec_status(3, b""), 3);
-        assert_eq!(exec_status(0, not_found), 0);
-        assert_eq!(exec_status(257, b""), 1);
     }
 }

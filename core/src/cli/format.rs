@@ -134,10 +134,7 @@ fn significant(x: f64, digits: usize) -> String {
     }
 }
 
-/// Docker's human duration ("5 seconds", "About a minute").
-pub fn human_duration(secs: i64) -> String {
-    crate::daemon::containers::human(secs)
-}
+pub use crate::time::human_duration;
 
 /// A time as Go's `time.Time.String()` prints it in UTC
 /// (`2026-11-23 15:11:10 +0000 UTC`).

@@ -84,9 +84,7 @@ fn reported(e: CliError, code: u8) -> CliError {
 }
 
 /// docker's `runStartContainerErr`: 127 when the command was not found,
-/// 126 when it could not be run, else 125. Unlike docker's, the match
-/// ignores case: berth-runtime words errno as `ENOENT: No such file or
-/// directory`.
+/// 126 when it could not be run, else 125.
 pub fn start_failure_status(message: &str) -> u8 {
     let message = message.to_ascii_lowercase();
     if message.contains("executable file not found")
@@ -378,8 +376,8 @@ mod tests {
         assert_eq!(start_failure_status(e), 127);
         assert_eq!(start_failure_status("exec /x: no such file or directory"), 127);
         assert_eq!(start_failure_status("exec /etc/passwd: permission denied"), 126);
-        assert_eq!(start_failure_status("exec /nonexist: ENOENT: No such file or directory"), 127);
-        assert_eq!(start_failure_status("exec /etc: EACCES: Permission denied"), 126);
+        assert_eq!(start_failure_status("exec /nonexist: no such file or directory"), 127);
+        assert_eq!(start_failure_status("exec /etc: permission denied"), 126);
         assert_eq!(start_failure_status("cgroup: invalid argument"), 125);
         assert!(image_and_command(&["--bogus".into()]).is_err());
         let args = ["busybox".to_string(), "sh".into(), "-c".into()];

@@ -47,12 +47,9 @@ pub enum Ended {
 /// Relays until the output ends (or the user detaches). `stdin`: copy our
 /// standard input; `detach_keys`: watch it for ctrl-p ctrl-q.
 pub fn relay(conn: Hijacked, tty: bool, stdin: bool, detach_keys: bool) -> std::io::Result<Ended> {
-    relay_to(conn, tty, stdin, detach_keys, &mut std::io::stderr().lock())
-}
-
-/// [`relay`], with the container's stderr (without a terminal) going to
-/// `err` rather than ours.
-pub fn relay_to(conn: Hijacked, tty: bool, stdin: bool, detach_keys: bool, mut err: &mut dyn Write) -> std::io::Result<Ended> {
+    let stderr = std::io::stderr();
+    let mut lock = stderr.lock();
+    let mut err: &mut dyn Write = &mut lock;
     let tty = is_raw(Some(conn.content_type.as_str()), tty);
     let Hijacked { mut reader, writer, .. } = conn;
     let detached = Arc::new(AtomicBool::new(false));

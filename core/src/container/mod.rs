@@ -149,7 +149,7 @@ pub struct Entry {
     pub changed: tokio::sync::watch::Sender<u64>,
     /// Attach requests that came before start, connected by start before
     /// the container's process runs, so they see all of its output.
-    pub pending_attach: Mutex<Vec<(u8, std::sync::mpsc::Sender<std::os::unix::net::UnixStream>)>>,
+    pub pending_attach: Mutex<Vec<(u8, tokio::sync::oneshot::Sender<std::os::unix::net::UnixStream>)>>,
     /// Exits seen since berthd started, for `wait?condition=next-exit`.
     pub exits: std::sync::atomic::AtomicU64,
     pub removed: std::sync::atomic::AtomicBool,
@@ -308,6 +308,8 @@ impl Containers {
         let _ = std::fs::remove_file(dir.join("config.v2.json"));
         let result = std::fs::remove_dir_all(&dir).map_err(|err| ContainerError::Internal(format!("remove {}: {err}", dir.display())));
         if let Some(e) = e {
+            // Attach requests waiting for a start that will not come end.
+            e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).clear();
             e.removed.store(true, std::sync::atomic::Ordering::SeqCst);
             e.notify();
         }

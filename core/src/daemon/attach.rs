@@ -47,41 +47,21 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
     if !on(q, "stream") && !on(q, "logs") {
         return Err((StatusCode::BAD_REQUEST, "attach: give stream=1 or logs=1".into()));
     }
-    // Connected now if running, else when start runs it.
-    let conn: tokio::sync::oneshot::Receiver<Option<tokio::net::UnixStream>> = {
+    // Connected now if running, else by start (a start that fails, or the
+    // container's removal, drops the sender: no stream).
+    enum Conn {
+        None,
+        Now(tokio::net::UnixStream),
+        AtStart(tokio::sync::oneshot::Receiver<std::os::unix::net::UnixStream>),
+    }
+    let conn = if !on(q, "stream") {
+        Conn::None
+    } else if r.state.running() {
+        Conn::Now(containers::connect(&d, &e, want).await?)
+    } else {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if !on(q, "stream") {
-            let _ = tx.send(None);
-        } else if r.state.running() {
-            let _ = tx.send(Some(containers::connect(&d, &e, want).await?));
-        } else {
-            let (stx, srx) = std::sync::mpsc::channel();
-            e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).push((want, stx));
-            let e2 = e.clone();
-            tokio::spawn(async move {
-                let mut changes = e2.changed.subscribe();
-                loop {
-                    match srx.try_recv() {
-                        Ok(s) => {
-                            let s = s.set_nonblocking(true).ok().and_then(|_| tokio::net::UnixStream::from_std(s).ok());
-                            let _ = tx.send(s);
-                            return;
-                        }
-                        // Start dropped the request (it failed): no stream.
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                            let _ = tx.send(None);
-                            return;
-                        }
-                        Err(std::sync::mpsc::TryRecvError::Empty) => {}
-                    }
-                    if e2.removed.load(std::sync::atomic::Ordering::SeqCst) || changes.changed().await.is_err() {
-                        let _ = tx.send(None);
-                        return;
-                    }
-                }
-            });
-        }
-        rx
+        e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).push((want, tx));
+        Conn::AtStart(rx)
     };
     let logs = if on(q, "logs") {
         jsonlog::read(&d.containers.dir(&r.id).join(format!("{}-json.log", r.id)))
@@ -103,7 +83,15 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
                 return;
             }
         }
-        let Ok(Some(monitor)) = conn.await else {
+        let monitor = match conn {
+            Conn::Now(s) => Some(s),
+            Conn::AtStart(rx) => rx
+                .await
+                .ok()
+                .and_then(|s| s.set_nonblocking(true).ok().and_then(|_| tokio::net::UnixStream::from_std(s).ok())),
+            Conn::None => None,
+        };
+        let Some(monitor) = monitor else {
             let _ = client_w.shutdown().await;
             return;
         };
@@ -180,18 +168,7 @@ pub async fn attach(d: Arc<Daemon>, e: Arc<Entry>, q: &Query, req: Request<Incom
         let _ = client_w.flush().await;
         let _ = client_w.shutdown().await;
     });
-    let mut reply = Response::new(body::full(Bytes::new()));
-    *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = reply.headers_mut();
-    let kind = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    h.insert("content-type", kind.parse().expect("static header"));
-    h.insert("connection", "Upgrade".parse().expect("static header"));
-    h.insert("upgrade", "tcp".parse().expect("static header"));
-    Ok(reply)
+    Ok(body::switching_protocols(tty))
 }
 
 /// Docker's detach key list: `ctrl-p,ctrl-q`, `a,ctrl-@`; empty disables.
@@ -340,12 +317,9 @@ pub fn logs(d: &Daemon, e: Arc<Entry>, q: &Query) -> Result<Response<Body>, Fail
         follow(&path, current, &e, &lq, tty, &tx);
     });
     let mut reply = Response::new(body);
-    let kind = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    reply.headers_mut().insert("content-type", kind.parse().expect("static header"));
+    reply
+        .headers_mut()
+        .insert("content-type", body::stream_type(tty).parse().expect("static header"));
     Ok(reply)
 }
 

@@ -42,3 +42,24 @@ pub fn mux_header(stream: u8, len: usize) -> [u8; 8] {
     let l = (len as u32).to_be_bytes();
     [stream, 0, 0, 0, l[0], l[1], l[2], l[3]]
 }
+
+/// The content type of a container's output: raw with a terminal, else
+/// Docker's multiplexed frames.
+pub fn stream_type(tty: bool) -> &'static str {
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
+}
+
+/// The `101 Switching Protocols` answer of a hijacked stream (attach, exec).
+pub fn switching_protocols(tty: bool) -> hyper::Response<Body> {
+    let mut reply = hyper::Response::new(full(Bytes::new()));
+    *reply.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+    let h = reply.headers_mut();
+    h.insert("content-type", stream_type(tty).parse().expect("static header"));
+    h.insert("connection", "Upgrade".parse().expect("static header"));
+    h.insert("upgrade", "tcp".parse().expect("static header"));
+    reply
+}

@@ -561,28 +561,22 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         exit_file: exit_file.clone(),
         cgroup,
     };
-    let monitor_pid = match monitor::spawn(&d.monitor, &run.join("monitor.json"), &cfg, &run.join("monitor.log")) {
-        Ok(pid) => pid,
+    let (init_pid, monitor_pid) = match monitor::spawn(&d.monitor, &run.join("monitor.json"), &cfg, &run.join("monitor.log")) {
+        Ok(pids) => pids,
         Err(msg) => return Err(fail(&taken, msg)),
     };
-    let monitor_ref = std::fs::read_to_string(run.join("monitor.pid")).ok();
-    let _ = monitor_ref;
     // Attach requests made before start see everything from the first byte.
     for (want, tx) in e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
-        if let Ok(mut s) = crate::sys::SocketPath::new(&cfg.socket).and_then(|p| std::os::unix::net::UnixStream::connect(p.path())) {
-            if std::io::Write::write_all(&mut s, &[want]).is_ok() {
-                let _ = tx.send(s);
-            }
+        if let Ok(s) = connect_monitor(&cfg.socket, want) {
+            let _ = tx.send(s);
         }
     }
-    if let Err(msg) = runtime(d, &["start", &r.id]).map_err(|m| docker_wording(&m)) {
+    if let Err(msg) = runtime(d, &["start", &r.id]) {
         // Followed to its end first: a monitor still finishing would delete
         // the runtime state and socket of the next start.
-        if let Ok(mut s) = crate::sys::SocketPath::new(&cfg.socket).and_then(|p| std::os::unix::net::UnixStream::connect(p.path())) {
+        if let Ok(mut s) = connect_monitor(&cfg.socket, 0) {
             let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
-            if std::io::Write::write_all(&mut s, &[0]).is_ok() {
-                let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
-            }
+            let _ = std::io::Read::read_to_end(&mut s, &mut Vec::new());
         }
         let _ = runtime(d, &["delete", "--force", &r.id]);
         // The monitor sees the init gone and records an exit; the watcher
@@ -594,8 +588,7 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         });
         return Err(internal(msg));
     }
-    let init_pid = monitor_pid;
-    let monitor = find_monitor(&cfg.socket);
+    let monitor = container::MonitorRef::of(monitor_pid);
     d.containers
         .update(e, |r| {
             r.state = State {
@@ -612,26 +605,11 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         .map_err(failure)
 }
 
-/// The runtime's error for a failed exec, with the words the docker CLI
-/// looks for to exit 127 or 126.
-fn docker_wording(msg: &str) -> String {
-    if msg.contains("ENOENT") && !msg.contains("no such file or directory") {
-        format!("{msg}: no such file or directory")
-    } else if msg.contains("EACCES") && !msg.contains("permission denied") {
-        format!("{msg}: permission denied")
-    } else {
-        msg.to_string()
-    }
-}
-
-/// The monitor serving `socket`: the peer of a connection to it.
-fn find_monitor(socket: &std::path::Path) -> Option<container::MonitorRef> {
-    let s = crate::sys::SocketPath::new(socket)
-        .and_then(|p| std::os::unix::net::UnixStream::connect(p.path()))
-        .ok()?;
-    let _ = std::io::Write::write_all(&mut &s, &[0]);
-    let cred = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials).ok()?;
-    container::MonitorRef::of(cred.pid())
+/// A connection to a monitor's socket asking for the streams in `want`.
+fn connect_monitor(socket: &std::path::Path, want: u8) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let mut s = std::os::unix::net::UnixStream::connect(crate::sys::SocketPath::new(socket)?.path())?;
+    std::io::Write::write_all(&mut s, &[want])?;
+    Ok(s)
 }
 
 /// `POST /containers/{id}/start`, or a start by the restart policy
@@ -664,7 +642,6 @@ async fn start_now(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<St
     if let Err(err) = started {
         // Attach requests waiting for this start end with it.
         e.pending_attach.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        e.notify();
         // As Docker: a container of `run --rm` that cannot start is removed.
         if e.record().host_config["AutoRemove"].as_bool().unwrap_or(false) {
             drop(_op);
@@ -959,38 +936,23 @@ pub async fn wait(e: Arc<Entry>, condition: &str, exits: u64) -> Result<Value, F
     }
 }
 
-/// Docker's human durations ("Up 5 seconds", "Exited (0) 3 minutes ago").
-pub fn human(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        2..=59 => format!("{s} seconds"),
-        60..=119 => "About a minute".into(),
-        120..=3599 => format!("{} minutes", s / 60),
-        3600..=7199 => "About an hour".into(),
-        7200..=172_799 => format!("{} hours", s / 3600),
-        172_800..=1_209_599 => format!("{} days", s / 86_400),
-        1_209_600..=7_862_399 => format!("{} weeks", s / 604_800),
-        7_862_400..=63_071_999 => format!("{} months", s / 2_592_000),
-        _ => format!("{} years", s / 31_536_000),
-    }
-}
-
 fn status_text(st: &State) -> String {
     let now = crate::time::now_secs();
     match st.status.as_str() {
-        "running" => format!("Up {}", human(now - crate::time::parse_secs(&st.started_at))),
-        "paused" => format!("Up {} (Paused)", human(now - crate::time::parse_secs(&st.started_at))),
+        "running" => format!("Up {}", crate::time::human_duration(now - crate::time::parse_secs(&st.started_at))),
+        "paused" => format!(
+            "Up {} (Paused)",
+            crate::time::human_duration(now - crate::time::parse_secs(&st.started_at))
+        ),
         "restarting" => format!(
             "Restarting ({}) {} ago",
             st.exit_code,
-            human(now - crate::time::parse_secs(&st.finished_at))
+            crate::time::human_duration(now - crate::time::parse_secs(&st.finished_at))
         ),
         "exited" if !st.finished_at.is_empty() => format!(
             "Exited ({}) {} ago",
             st.exit_code,
-            human(now - crate::time::parse_secs(&st.finished_at))
+            crate::time::human_duration(now - crate::time::parse_secs(&st.finished_at))
         ),
         "removing" => "Removal In Progress".into(),
         _ => "Created".into(),
@@ -1592,12 +1554,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_signals_read_as_docker() {
-        assert_eq!(human(0), "Less than a second");
-        assert_eq!(human(5), "5 seconds");
-        assert_eq!(human(90), "About a minute");
-        assert_eq!(human(600), "10 minutes");
-        assert_eq!(human(3 * 86_400), "3 days");
+    fn signals_read_as_docker() {
         assert_eq!(signal_arg("TERM").unwrap(), "SIGTERM");
         assert_eq!(signal_arg("9").unwrap(), "SIGKILL");
         assert_eq!(signal_arg("sigusr1").unwrap(), "SIGUSR1");

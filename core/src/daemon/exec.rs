@@ -78,6 +78,17 @@ impl Execs {
     }
 }
 
+/// An exec's command as its events name it.
+fn command_line(config: &Value) -> String {
+    config["Cmd"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn bad(msg: impl Into<String>) -> Failure {
     (StatusCode::BAD_REQUEST, msg.into())
 }
@@ -99,14 +110,8 @@ pub fn create(d: &Daemon, e: &Entry, body: &[u8]) -> Result<Value, Failure> {
         ));
     }
     let id = crate::container::new_id();
-    let cmd = config["Cmd"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(" ");
-    d.events.container(&format!("exec_create: {cmd}"), &r, &[("execID", id.clone())]);
+    d.events
+        .container(&format!("exec_create: {}", command_line(&config)), &r, &[("execID", id.clone())]);
     let exec = Arc::new(Exec {
         id: id.clone(),
         container: r.id,
@@ -261,15 +266,11 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
         }
         None => None,
     };
-    let cmd = exec.config["Cmd"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join(" ");
-    d.events
-        .container(&format!("exec_start: {cmd}"), &entry.snapshot(), &[("execID", exec.id.clone())]);
+    d.events.container(
+        &format!("exec_start: {}", command_line(&exec.config)),
+        &entry.snapshot(),
+        &[("execID", exec.id.clone())],
+    );
     {
         let mut st = exec.state();
         st.running = true;
@@ -382,18 +383,7 @@ pub async fn start(d: Arc<Daemon>, exec: Arc<Exec>, req: Request<Incoming>) -> R
         let _ = w.flush().await;
         let _ = w.shutdown().await;
     });
-    let mut reply = Response::new(body::full(Bytes::new()));
-    *reply.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = reply.headers_mut();
-    let kind = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    h.insert("content-type", kind.parse().expect("static header"));
-    h.insert("connection", "Upgrade".parse().expect("static header"));
-    h.insert("upgrade", "tcp".parse().expect("static header"));
-    Ok(reply)
+    Ok(body::switching_protocols(tty))
 }
 
 fn finish(d: &Daemon, exec: &Exec, code: i32, process_file: &std::path::Path) {

@@ -353,6 +353,30 @@ fn image_users(d: &Daemon, reference: &str) -> Vec<String> {
         .collect()
 }
 
+/// `docker load` (`import` empty) or `docker import` (its query and
+/// changes) of the archive in `incoming`, spooled to a scratch file.
+async fn from_archive(
+    d: &Arc<Daemon>,
+    incoming: Incoming,
+    import: Option<(std::collections::BTreeMap<String, String>, Vec<String>)>,
+) -> Result<Reply, Failure> {
+    let file = spool(d, incoming).await?;
+    let d2 = d.clone();
+    let stream = tokio::task::spawn_blocking(move || {
+        let reader = std::io::BufReader::new(file);
+        match &import {
+            Some((q, changes)) => images::import(&d2.images, reader, q.get("repo"), q.get("tag"), q.get("message"), changes),
+            None => images::load(&d2.images, reader),
+        }
+    })
+    .await
+    .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let mut r = Response::new(body::full(Bytes::from(stream)));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().expect("static header"));
+    Ok(r)
+}
+
 /// Writes a request body to an unlinked scratch file, chunk by chunk.
 async fn spool(d: &Daemon, mut incoming: Incoming) -> Result<std::fs::File, Failure> {
     use std::io::{Seek, Write};
@@ -382,68 +406,36 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
     let q = query(req.uri());
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let decoded: Vec<String> = route.trim_start_matches('/').split('/').map(decode).collect();
-    // attach takes the connection over, so it gets the request itself.
-    if let (&Method::POST, ["containers", key, "attach"]) = (&method, decoded.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
-        let reply = match d.containers.find(key) {
-            Ok(e) => attach::attach(d.clone(), e, &q, req).await,
-            Err(e) => Err(containers::failure(e)),
-        };
-        return Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
-    }
-    if let (&Method::POST, ["exec", id, "start"]) = (&method, decoded.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
-        let reply = match d.execs.get(id) {
-            Ok(x) => exec::start(d.clone(), x, req).await,
-            Err(e) => Err(e),
-        };
-        return Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
-    }
-    // Image archives can be gigabytes: their bodies go to a scratch file
-    // as they come, and are read from there.
-    let spooled = matches!(
-        (&method, decoded.iter().map(String::as_str).collect::<Vec<_>>().as_slice()),
-        (&Method::POST, ["images", "load"])
-    ) || (method == Method::POST && route == "/images/create" && q.get("fromSrc").map(String::as_str) == Some("-"));
-    if spooled {
-        let reply = match spool(&d, req.into_body()).await {
-            Ok(file) => {
-                let (d2, q2) = (d.clone(), q.clone());
-                let loaded = tokio::task::spawn_blocking(move || {
-                    let reader = std::io::BufReader::new(file);
-                    if route == "/images/create" {
-                        images::import(
-                            &d2.images,
-                            reader,
-                            q2.get("repo"),
-                            q2.get("tag"),
-                            q2.get("message"),
-                            &repeated(&raw_query, "changes"),
-                        )
-                    } else {
-                        images::load(&d2.images, reader)
-                    }
-                })
-                .await
-                .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
-                match loaded {
-                    Ok(stream) => {
-                        let mut r = Response::new(body::full(Bytes::from(stream)));
-                        r.headers_mut()
-                            .insert("content-type", "application/json".parse().expect("static header"));
-                        r
-                    }
-                    Err((status, message)) => error(status, message),
-                }
-            }
-            Err((status, message)) => error(status, message),
-        };
-        return Ok(decorate(reply));
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    // Routes that take the request itself: attach and exec start take the
+    // connection over; image archives, which can be gigabytes, go to a
+    // scratch file as they come.
+    let done = |reply: Result<Reply, Failure>| Ok(decorate(reply.unwrap_or_else(|(status, message)| error(status, message))));
+    match (&method, segments.as_slice()) {
+        (&Method::POST, ["containers", key, "attach"]) => {
+            return done(match d.containers.find(key) {
+                Ok(e) => attach::attach(d.clone(), e, &q, req).await,
+                Err(e) => Err(containers::failure(e)),
+            })
+        }
+        (&Method::POST, ["exec", id, "start"]) => {
+            return done(match d.execs.get(id) {
+                Ok(x) => exec::start(d.clone(), x, req).await,
+                Err(e) => Err(e),
+            })
+        }
+        (&Method::POST, ["images", "load"]) => return done(from_archive(&d, req.into_body(), None).await),
+        (&Method::POST, ["images", "create"]) if q.get("fromSrc").map(String::as_str) == Some("-") => {
+            let import = (q.clone(), repeated(&raw_query, "changes"));
+            return done(from_archive(&d, req.into_body(), Some(import)).await);
+        }
+        _ => {}
     }
     // The body is read whole for the routes that take one.
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(decorate(error(StatusCode::BAD_REQUEST, format!("reading the request body: {e}")))),
     };
-    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let f = filters(&q);
     let reply = match (&method, segments.as_slice()) {
         (&Method::GET, ["images", "json"]) => match f.and_then(|f| only_filters(&f, &["dangling", "reference"]).map(|_| f)) {

@@ -185,7 +185,7 @@ fn docker_images(archive: &Unpacked) -> Result<Vec<ArchivedImage>> {
 }
 
 /// A tar header for a regular file of `len` bytes, owned by root, dated 0.
-pub(super) fn file_header(len: u64) -> tar::Header {
+pub fn file_header(len: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_size(len);
     h.set_mode(0o644);

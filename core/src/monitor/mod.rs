@@ -59,8 +59,9 @@ pub struct Config {
 /// The monitor's first and only line on its stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Ready {
-    /// The container exists; its init waits for `start`.
-    Created { pid: i32 },
+    /// The container exists; its init (`pid`) waits for `start`. `monitor`
+    /// is this process, which berthd cannot know otherwise (it detached).
+    Created { pid: i32, monitor: i32 },
     /// The runtime could not create it; its message.
     Failed { error: String },
 }
@@ -88,7 +89,10 @@ pub fn run(cfg: &Config) -> i32 {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     match create(cfg) {
         Ok(mut m) => {
-            report(&Ready::Created { pid: m.init.as_raw() });
+            report(&Ready::Created {
+                pid: m.init.as_raw(),
+                monitor: std::process::id() as i32,
+            });
             m.serve();
             0
         }
@@ -576,8 +580,9 @@ fn flush_client(c: &mut Client) {
 
 /// Starts a monitor for `cfg` (written to `config_path`) and waits for its
 /// ready line. The monitor detaches, so it is nobody's child but the
-/// subreaper's once this returns.
-pub fn spawn(monitor: &Path, config_path: &Path, cfg: &Config, log: &Path) -> Result<i32, String> {
+/// subreaper's once this returns. Answers the container's init pid and
+/// the monitor's own.
+pub fn spawn(monitor: &Path, config_path: &Path, cfg: &Config, log: &Path) -> Result<(i32, i32), String> {
     let text = serde_json::to_vec_pretty(cfg).map_err(|e| e.to_string())?;
     // Read once by the monitor it is written for: no need to survive a crash.
     std::fs::write(config_path, &text).map_err(|e| format!("write {}: {e}", config_path.display()))?;
@@ -599,7 +604,7 @@ pub fn spawn(monitor: &Path, config_path: &Path, cfg: &Config, log: &Path) -> Re
     }
     let _ = child.wait();
     match serde_json::from_str::<Ready>(out.trim()) {
-        Ok(Ready::Created { pid }) => Ok(pid),
+        Ok(Ready::Created { pid, monitor }) => Ok((pid, monitor)),
         Ok(Ready::Failed { error }) => Err(error),
         Err(_) => {
             let logged = std::fs::read_to_string(log).unwrap_or_default();

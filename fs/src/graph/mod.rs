@@ -25,6 +25,19 @@ pub(crate) fn valid_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks `id` and that the driver has the layer (`exists`), as every
+/// call on an existing layer does first.
+pub(crate) fn existing(id: &str, exists: bool) -> Result<()> {
+    valid_id(id)?;
+    if !exists {
+        return Err(DriverError::NotFound {
+            kind: "layer",
+            name: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// How many users hold each layer and where they see it: every `get`
 /// pairs with one `put`, the first `get` makes the view and the last `put`
 /// takes it down. Shared by the drivers so they count the same way.

@@ -14,7 +14,7 @@ use berth_plugin::error::{DriverError, Result};
 use berth_plugin::graph::CreateRequest;
 use berth_plugin::GraphDriver;
 
-use super::{remove_layer, valid_id, Uses};
+use super::{existing, remove_layer, valid_id, Uses};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 /// The name users give with `--storage-driver overlay`.
@@ -186,13 +186,7 @@ impl GraphDriver for OverlayDriver {
     }
 
     fn get(&self, id: &str, _mount_label: &str) -> Result<PathBuf> {
-        valid_id(id)?;
-        if !self.exists(id) {
-            return Err(DriverError::NotFound {
-                kind: "layer",
-                name: id.to_string(),
-            });
-        }
+        existing(id, self.exists(id))?;
         self.uses.get(id, || self.mount_layer(id))
     }
 
@@ -222,13 +216,7 @@ impl GraphDriver for OverlayDriver {
     }
 
     fn apply_diff(&self, id: &str, tarball: &mut dyn std::io::Read) -> Result<berth_plugin::graph::Applied> {
-        valid_id(id)?;
-        if !self.exists(id) {
-            return Err(DriverError::NotFound {
-                kind: "layer",
-                name: id.to_string(),
-            });
-        }
+        existing(id, self.exists(id))?;
         // Unpacked beside the empty diff directory and renamed over it: a
         // failure leaves the layer as it was.
         let diff = self.diff_dir(id);

@@ -14,7 +14,7 @@ use berth_plugin::error::{DriverError, Result};
 use berth_plugin::graph::CreateRequest;
 use berth_plugin::GraphDriver;
 
-use super::{remove_layer, valid_id, Uses};
+use super::{existing, remove_layer, valid_id, Uses};
 
 use crate::copy::copy_tree;
 
@@ -87,12 +87,7 @@ impl GraphDriver for VfsDriver {
     }
 
     fn get(&self, id: &str, _mount_label: &str) -> Result<PathBuf> {
-        if !self.exists(id) {
-            return Err(DriverError::NotFound {
-                kind: "layer",
-                name: id.to_string(),
-            });
-        }
+        existing(id, self.exists(id))?;
         self.uses.get(id, || Ok(self.diff_dir(id)))
     }
 
@@ -109,13 +104,7 @@ impl GraphDriver for VfsDriver {
     }
 
     fn apply_diff(&self, id: &str, tarball: &mut dyn std::io::Read) -> Result<berth_plugin::graph::Applied> {
-        valid_id(id)?;
-        if !self.exists(id) {
-            return Err(DriverError::NotFound {
-                kind: "layer",
-                name: id.to_string(),
-            });
-        }
+        existing(id, self.exists(id))?;
         // Onto the copy of the parent, deleting what the whiteouts name;
         // a failure leaves the layer half applied, for the caller to remove.
         let applied = crate::layer::apply::apply_onto(tarball, &self.diff_dir(id), crate::layer::whiteout::WhiteoutFormat::Remove)

@@ -200,7 +200,14 @@ fn run(f: &Finalize) -> Result<std::convert::Infallible, InitError> {
     let e = nix::unistd::execve(&c_exe, &c_args, &c_env)
         .err()
         .unwrap_or(nix::errno::Errno::EINVAL);
-    Err(InitError::new("exec", Some(&exe), e))
+    Err(InitError::new("exec", Some(&exe), exec_words(e)))
+}
+
+/// A failed exec in the words runc (and Go) use, `no such file or
+/// directory`, `permission denied`: what docker's CLI reads to exit 127
+/// or 126, and berth-runtime to choose its own exit code.
+fn exec_words(e: nix::errno::Errno) -> String {
+    e.desc().to_lowercase()
 }
 
 /// `--init`: forks the process, which execs; this one stays as PID 1,
@@ -222,7 +229,7 @@ fn init(exe: &Path, c_exe: &CString, c_args: &[CString], c_env: &[CString]) -> R
             drop(r);
             let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
             let e = nix::unistd::execve(c_exe, c_args, c_env).err().unwrap_or(nix::errno::Errno::EINVAL);
-            let _ = nix::unistd::write(&w, e.desc().as_bytes());
+            let _ = nix::unistd::write(&w, exec_words(e).as_bytes());
             // SAFETY: _exit in the forked child, which must not run the parent's exit path.
             unsafe { libc::_exit(127) };
         }

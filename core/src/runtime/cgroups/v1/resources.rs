@@ -29,16 +29,7 @@ pub(super) fn apply(cgroup: &V1Cgroup, resources: Option<&LinuxResources>) -> Re
     let Some(r) = resources else {
         return Ok(());
     };
-    if let Some(m) = r.memory() {
-        memory(cgroup, m)?;
-    }
-    if let Some(c) = r.cpu() {
-        cpu(cgroup, c)?;
-    }
-    if let Some(p) = r.pids() {
-        // pids.max spells "no limit" as on v2.
-        set(cgroup, "pids", "pids.limit", "pids.max", &limits::pids_max(p.limit()).v2())?;
-    }
+    update(cgroup, r)?;
     for hugepage in r.hugepage_limits().iter().flatten() {
         let size = limits::hugepage_size(hugepage.page_size())?;
         let file = format!("hugetlb.{size}.limit_in_bytes");
@@ -232,6 +223,7 @@ pub(super) fn update(cgroup: &V1Cgroup, r: &LinuxResources) -> Result<(), Cgroup
         cpu(cgroup, c)?;
     }
     if let Some(p) = r.pids() {
+        // pids.max spells "no limit" as on v2.
         set(cgroup, "pids", "pids.limit", "pids.max", &limits::pids_max(p.limit()).v2())?;
     }
     Ok(())

@@ -94,15 +94,7 @@ pub(super) fn apply(cgroup: &V2Cgroup, resources: Option<&LinuxResources>) -> Re
     let Some(r) = resources else {
         return Ok(());
     };
-    if let Some(m) = r.memory() {
-        memory(cgroup, m)?;
-    }
-    if let Some(c) = r.cpu() {
-        cpu(cgroup, c)?;
-    }
-    if let Some(p) = r.pids() {
-        set(cgroup, "pids.max", &limits::pids_max(p.limit()).v2())?;
-    }
+    update(cgroup, r)?;
     for hugepage in r.hugepage_limits().iter().flatten() {
         let size = limits::hugepage_size(hugepage.page_size())?;
         let limit = match hugepage.limit() {
