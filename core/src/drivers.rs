@@ -10,7 +10,7 @@ use berth_plugin::Registry;
 pub fn builtin_registry(data_root: &Path) -> berth_plugin::error::Result<Registry> {
     let mut registry = Registry::new();
     berth_fs::register_builtin(&mut registry, data_root)?;
-    berth_net::register_builtin(&mut registry)?;
+    berth_net::register_builtin(&mut registry, &data_root.join("networks"))?;
     Ok(registry)
 }
 
@@ -20,7 +20,8 @@ mod tests {
     fn builtin_drivers_are_registered() {
         let dir = tempfile::tempdir().unwrap();
         let r = super::builtin_registry(dir.path()).unwrap();
-        assert!(r.network("none").is_ok());
+        assert!(r.network("null").is_ok());
+        assert!(r.network("bridge").is_ok());
         assert!(r.network("host").is_ok());
         assert!(r.graph("overlay").is_ok());
         assert!(r.graph("vfs").is_ok());

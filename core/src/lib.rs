@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod drivers;
 pub mod image;
 pub mod monitor;
+pub mod network;
 pub mod runtime;
 pub mod security;
 pub mod sys;

@@ -119,6 +119,36 @@ pub fn parse_timestamp(t: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(secs, n.parse().ok()?))
 }
 
+/// An `until` filter as Docker takes it: a timestamp ([`parse_timestamp`])
+/// or a Go duration before now (`24h`, `1h30m`, `90s`), in seconds since
+/// the epoch.
+pub fn parse_until(t: &str) -> Result<i64, String> {
+    if let Some(st) = parse_timestamp(t) {
+        return Ok(st.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0));
+    }
+    let bad = || format!("invalid filter 'until={t}': a timestamp or a duration such as 24h");
+    let (mut total, mut num) = (0f64, String::new());
+    for c in t.chars() {
+        match c {
+            '0'..='9' | '.' => num.push(c),
+            'h' | 'm' | 's' => {
+                let n: f64 = num.parse().map_err(|_| bad())?;
+                total += n * match c {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                num.clear();
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !num.is_empty() || t.is_empty() {
+        return Err(bad());
+    }
+    Ok(now_secs() - total as i64)
+}
+
 /// Docker's human durations ("Up 5 seconds", "Exited (0) 3 minutes ago").
 pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);

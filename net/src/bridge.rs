@@ -7,7 +7,8 @@
 //! their own. State (networks and endpoints) is kept in `<home>/state.json`,
 //! written atomically.
 //!
-//! Not here yet: NAT, isolation and port publishing (nftables), DNS.
+//! NAT, isolation and port publishing are the engine's, through
+//! [`crate::firewall`]: the driver only makes links and addresses.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -27,6 +28,11 @@ pub const NAME: &str = "bridge";
 pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 /// The option setting the MTU (Docker's).
 pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+/// Join option: the interface's name in the sandbox (default `eth0`).
+pub const IFNAME_OPTION: &str = "com.berth.ifname";
+/// Join option: `false` leaves the sandbox's default route alone (a
+/// container's second network).
+pub const DEFAULT_ROUTE_OPTION: &str = "com.berth.default-route";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Network {
@@ -111,11 +117,65 @@ impl BridgeDriver {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
             Err(e) => return Err(DriverError::io("read", &state_file, e)),
         };
-        Ok(BridgeDriver {
+        let driver = BridgeDriver {
             state_file,
             namespace,
             state: Mutex::new(state),
-        })
+        };
+        driver.restore()?;
+        Ok(driver)
+    }
+
+    /// Makes the links agree with the state after a reboot or a crash:
+    /// a network whose bridge is gone gets it again; an endpoint whose
+    /// host link is gone (its sandbox went) is no longer joined.
+    fn restore(&self) -> Result<()> {
+        let mut s = self.state();
+        if s.networks.is_empty() && s.endpoints.is_empty() {
+            return Ok(());
+        }
+        let mut nl = self.netlink()?;
+        let mut changed = false;
+        for n in s.networks.values() {
+            if nl.index(&n.bridge).is_err() {
+                self.make_bridge(&mut nl, n)?;
+            }
+        }
+        for e in s.endpoints.values_mut() {
+            if e.host_if.as_ref().is_some_and(|h| nl.index(h).is_err()) {
+                e.host_if = None;
+                changed = true;
+            }
+        }
+        if changed {
+            self.save(&s)?;
+        }
+        Ok(())
+    }
+
+    /// The bridge of `n`, with its gateway address, up; forwarding on.
+    fn make_bridge(&self, nl: &mut Netlink, n: &Network) -> Result<()> {
+        nl.add_bridge(&n.bridge, n.mtu).map_err(driver_err)?;
+        let made = nl
+            .add_address(&n.bridge, n.gateway, n.prefix)
+            .and_then(|_| nl.set_link(&n.bridge, None, None, true))
+            .and_then(|_| {
+                // Published ports reached on 127.0.0.1 are routed to the
+                // bridge only with route_localnet; containers reach out
+                // only with forwarding (both per namespace, as Docker sets).
+                crate::netns::sysctl(self.namespace.as_deref(), &format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")?;
+                crate::netns::sysctl(self.namespace.as_deref(), "net/ipv4/ip_forward", "1")
+            });
+        if let Err(e) = made {
+            let _ = nl.delete_link(&n.bridge);
+            return Err(driver_err(e));
+        }
+        Ok(())
+    }
+
+    /// The Linux bridge of network `network_id`.
+    pub fn bridge_of(&self, network_id: &str) -> Option<String> {
+        self.state().networks.get(network_id).map(|n| n.bridge.clone())
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -178,24 +238,15 @@ impl NetworkDriver for BridgeDriver {
                 reason: format!("already used by network {id}"),
             });
         }
+        let network = Network {
+            bridge,
+            gateway,
+            prefix,
+            mtu,
+        };
         let mut nl = self.netlink()?;
-        nl.add_bridge(&bridge, mtu).map_err(driver_err)?;
-        let made = nl
-            .add_address(&bridge, gateway, prefix)
-            .and_then(|_| nl.set_link(&bridge, None, None, true));
-        if let Err(e) = made {
-            let _ = nl.delete_link(&bridge);
-            return Err(driver_err(e));
-        }
-        s.networks.insert(
-            req.network_id.clone(),
-            Network {
-                bridge,
-                gateway,
-                prefix,
-                mtu,
-            },
-        );
+        self.make_bridge(&mut nl, &network)?;
+        s.networks.insert(req.network_id.clone(), network);
         self.save(&s)
     }
 
@@ -270,10 +321,11 @@ impl NetworkDriver for BridgeDriver {
         })?;
         let ifname = req
             .options
-            .get("com.berth.ifname")
+            .get(IFNAME_OPTION)
             .and_then(|v| v.as_str())
             .unwrap_or("eth0")
             .to_string();
+        let default_route = req.options.get(DEFAULT_ROUTE_OPTION).and_then(|v| v.as_bool()).unwrap_or(true);
         let host_if = format!("vb{}", &req.endpoint_id[..12.min(req.endpoint_id.len())]);
         let sandbox = std::fs::File::open(&req.sandbox_key).map_err(|e| DriverError::io("open", &req.sandbox_key, e))?;
         let mut nl = self.netlink()?;
@@ -287,7 +339,10 @@ impl NetworkDriver for BridgeDriver {
             let mac = parse_mac(&ep.mac).map_err(|e| std::io::Error::other(e.to_string()))?;
             inner.set_link(&ifname, None, Some(mac), true)?;
             inner.add_address(&ifname, ip, prefix)?;
-            inner.add_default_route(net.gateway)
+            if default_route {
+                inner.add_default_route(net.gateway)?;
+            }
+            Ok(())
         })();
         if let Err(e) = placed {
             let _ = nl.delete_link(&host_if);

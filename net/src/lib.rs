@@ -11,14 +11,18 @@ pub mod netlink;
 pub mod netns;
 pub mod none;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use berth_plugin::{Registry, Transport};
 
-/// Registers every built-in network driver.
-pub fn register_builtin(registry: &mut Registry) -> berth_plugin::error::Result<()> {
+/// Registers every built-in network driver; drivers with state keep it
+/// under `home` and make links in the caller's network namespace.
+pub fn register_builtin(registry: &mut Registry, home: &Path) -> berth_plugin::error::Result<()> {
     registry.register_network(none::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
     registry.register_network(host::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
+    let bridge = bridge::BridgeDriver::new(&home.join(bridge::NAME), None)?;
+    registry.register_network(bridge::NAME, Arc::new(bridge), Transport::Builtin)?;
     Ok(())
 }
 

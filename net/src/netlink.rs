@@ -141,18 +141,7 @@ impl Netlink {
     /// A socket in the namespace pinned at `path`; it stays there whatever
     /// thread uses it.
     pub fn in_namespace(path: &Path) -> io::Result<Netlink> {
-        let ns = std::fs::File::open(path)?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on a thread that ends right after.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Netlink::new()
-            })
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
-        })
+        crate::netns::run_in(path, Netlink::new)
     }
 
     /// Sends `m` and waits for its acknowledgement; the kernel's error as

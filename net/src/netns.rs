@@ -77,3 +77,32 @@ pub fn remove(path: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Runs `f` on a thread of its own inside the namespace pinned at `path`:
+/// what it opens (sockets, /proc/sys/net files) stays in that namespace.
+pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    let ns = std::fs::File::open(path)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a thread that ends right after.
+            if unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("the namespace thread panicked")))
+    })
+}
+
+/// Writes `value` to `/proc/sys/<key>` of the namespace pinned at
+/// `namespace` (`None`: this process's): network sysctls belong to the
+/// namespace of the thread that opens them.
+pub fn sysctl(namespace: Option<&Path>, key: &str, value: &str) -> io::Result<()> {
+    let path = Path::new("/proc/sys").join(key);
+    let write = || std::fs::write(&path, value).map_err(|e| io::Error::new(e.kind(), format!("write {}: {e}", path.display())));
+    match namespace {
+        Some(ns) => run_in(ns, write),
+        None => write(),
+    }
+}

@@ -3,5 +3,6 @@
 //! The engine gives the container a fresh network namespace; the driver
 //! ([`crate::stateless::StatelessDriver`]) adds nothing to it.
 
-/// The name users give with `--network none`.
-pub const NAME: &str = "none";
+/// The driver's name (Docker's); the network users give with
+/// `--network none` is the engine's, on this driver.
+pub const NAME: &str = "null";

@@ -340,7 +340,10 @@ pub fn mount_overlay(target: &Path, options: &str, read_only: bool) -> Mounted {
 }
 
 /// A berthd of a test's own: its socket and data root in a temporary
-/// directory; killed and cleaned up when dropped.
+/// directory, and a network namespace of its own (pinned in that
+/// directory) standing in for the host's, so its bridges, addresses and
+/// nftables rules never touch the machine's; killed and cleaned up when
+/// dropped.
 pub struct Berthd {
     child: std::process::Child,
     dir: tempfile::TempDir,
@@ -366,9 +369,24 @@ impl Berthd {
     }
 
     fn spawn(dir: &Path) -> Result<std::process::Child> {
+        use std::os::unix::process::CommandExt;
         let socket = dir.join("berth.sock");
-        Ok(std::process::Command::new(bin("berthd"))
-            .arg("-H")
+        let netns = dir.join("netns");
+        if std::fs::File::open(&netns).is_err() || !is_namespace(&netns) {
+            berth_net::netns::create(&netns).context("a network namespace for berthd")?;
+        }
+        let ns = std::fs::File::open(&netns)?;
+        let mut c = std::process::Command::new(bin("berthd"));
+        // SAFETY: setns between fork and exec touches only the child.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Ok(c.arg("-H")
             .arg(format!("unix://{}", socket.display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(dir.join("berthd.log"))?)
@@ -376,7 +394,27 @@ impl Berthd {
             .arg(dir.join("root"))
             .arg("--exec-root")
             .arg(dir.join("run"))
+            .arg("--resolv-conf")
+            .arg(dir.join("resolv.conf"))
             .spawn()?)
+    }
+
+    /// The network namespace berthd runs in (the test's "host").
+    pub fn netns(&self) -> PathBuf {
+        self.dir.path().join("netns")
+    }
+
+    /// `program args` run in berthd's network namespace, as on its host.
+    pub fn on_host(&self, program: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("nsenter");
+        c.arg(format!("--net={}", self.netns().display())).arg(program);
+        c
+    }
+
+    /// The resolv.conf berthd gives containers (empty until a test
+    /// writes it).
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.path().join("resolv.conf")
     }
 
     fn wait_ready(&mut self) -> Result<()> {
@@ -478,6 +516,11 @@ impl Berthd {
             let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
         }
     }
+}
+
+/// Whether `p` is a pinned namespace (an nsfs mount), not a plain file.
+fn is_namespace(p: &Path) -> bool {
+    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 as i64 == libc::NSFS_MAGIC as i64)
 }
 
 impl Drop for Berthd {

@@ -344,13 +344,16 @@ fn containers_get_the_default_hardening() {
         &["run", "--rm", "--cap-drop", "ALL", "busybox", "grep", "CapEff", "/proc/self/status"],
     );
     assert_eq!(out(&o), "CapEff:\t0000000000000000");
-    // Loopback is up in the container's own network namespace; host
-    // networking sees the host's interfaces.
+    // Loopback is up in the container's own network namespace (with
+    // nothing else under `none`, eth0 on the default bridge); host
+    // networking sees the host's interfaces (berthd's namespace here).
     let o = docker(
         &d,
         &[
             "run",
             "--rm",
+            "--network",
+            "none",
             "busybox",
             "sh",
             "-c",
@@ -358,7 +361,9 @@ fn containers_get_the_default_hardening() {
         ],
     );
     assert_eq!(out(&o), "lo-up\nlo", "{}", text(&o));
-    let host_links = std::fs::read_dir("/sys/class/net").unwrap().count();
+    let o = docker(&d, &["run", "--rm", "busybox", "ls", "/sys/class/net"]);
+    assert_eq!(out(&o), "eth0\nlo", "{}", text(&o));
+    let host_links = ok(d.on_host("ip").args(["-o", "link"])).lines().count();
     let o = docker(&d, &["run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"]);
     assert_eq!(out(&o).lines().count(), host_links, "{}", text(&o));
     assert!(

@@ -41,6 +41,10 @@ struct Args {
     /// the monitors' sockets).
     #[arg(long = "exec-root", default_value = "/run/berth")]
     exec_root: PathBuf,
+    /// The resolv.conf whose nameservers containers use (directly, or
+    /// through the embedded DNS of user-defined networks).
+    #[arg(long = "resolv-conf", default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
 }
 
 /// One place to listen.
@@ -133,7 +137,9 @@ fn run(args: Args) -> Result<()> {
         })
         .collect();
     runtime.block_on(async {
-        let daemon = Arc::new(berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone())?);
+        let mut daemon = berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone())?;
+        daemon.resolv_conf = args.resolv_conf.clone();
+        let daemon = Arc::new(daemon);
         // Containers that kept running while berthd was away are followed
         // again before the first request is answered.
         // Leftovers first, from the records alone: restore may start

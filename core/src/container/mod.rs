@@ -116,6 +116,12 @@ pub struct Record {
     /// The image's top layer (the container's layer's parent).
     #[serde(default)]
     pub parent_layer: String,
+    /// Its networks by name: asked for at create, joined while running.
+    #[serde(default)]
+    pub networks: BTreeMap<String, crate::network::Endpoint>,
+    /// Its published ports while running.
+    #[serde(default)]
+    pub ports: Vec<crate::network::Published>,
 }
 
 impl Record {
@@ -376,6 +382,8 @@ mod tests {
             manually_stopped: false,
             has_been_started: false,
             parent_layer: String::new(),
+            networks: Default::default(),
+            ports: vec![],
         }
     }
 

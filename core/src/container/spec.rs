@@ -22,18 +22,6 @@ pub struct Resolved {
 /// The files berthd writes for each container and binds in.
 pub const ETC_FILES: [&str; 3] = ["hostname", "hosts", "resolv.conf"];
 
-/// Whether a container gets a network namespace of its own for its
-/// `NetworkMode` (`false`: the host's).
-pub fn own_network(host_config: &Value) -> Result<bool, String> {
-    match host_config["NetworkMode"].as_str().unwrap_or("") {
-        "host" => Ok(false),
-        // The bridge driver comes with networks; until then the default is
-        // a namespace of the container's own with loopback only.
-        "" | "default" | "bridge" | "none" => Ok(true),
-        other => Err(format!("network {other} not found")),
-    }
-}
-
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
@@ -316,17 +304,25 @@ pub fn build(
 }
 
 /// The content of /etc/hosts for a container.
-pub fn hosts_file(hostname: &str, extra: &[String]) -> String {
+pub fn hosts_file(hostname: &str, extra: &[String], address: Option<(&str, &str)>) -> String {
     let mut s = String::from(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
     );
     for e in extra {
         // --add-host NAME:IP
-        if let Some((name, ip)) = e.rsplit_once(':').filter(|(n, _)| !n.contains(':')).or_else(|| e.split_once(':')) {
+        if let Some((name, ip)) = e.split_once(':') {
+            // Docker's `host-gateway`: the host as the container reaches it.
+            let ip = match (ip, address) {
+                ("host-gateway", Some((_, gw))) => gw,
+                _ => ip,
+            };
             s.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    s.push_str(&format!("127.0.1.1\t{hostname}\n"));
+    match address {
+        Some((ip, _)) => s.push_str(&format!("{ip}\t{hostname}\n")),
+        None => s.push_str(&format!("127.0.1.1\t{hostname}\n")),
+    }
     s
 }
 

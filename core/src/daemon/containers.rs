@@ -299,7 +299,7 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
     if null_or_empty(&hc["NetworkMode"]) {
         hc["NetworkMode"] = json!("default");
     }
-    cfg.remove("NetworkingConfig");
+    let networking = cfg.remove("NetworkingConfig").unwrap_or(Value::Null);
     let cfg = Value::Object(cfg);
     let image_ref = cfg["Image"]
         .as_str()
@@ -318,7 +318,8 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
             "the working directory '{w}' is invalid, it needs to be an absolute path"
         )));
     }
-    spec::own_network(&hc).map_err(bad)?;
+    let networks = super::networks::at_create(d, &hc, &networking)?;
+    crate::network::ports::wanted(&cfg, &hc).map_err(bad)?;
     spec::capabilities(&hc).map_err(bad)?;
     let log_type = hc["LogConfig"]["Type"].as_str().unwrap_or("");
     if !matches!(log_type, "" | "json-file") {
@@ -388,6 +389,8 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
         manually_stopped: false,
         has_been_started: false,
         parent_layer: parent,
+        networks,
+        ports: Vec::new(),
     };
     match d.containers.add(record) {
         Ok(e) => d.events.container("create", &e.snapshot(), &[]),
@@ -428,14 +431,14 @@ fn runtime(d: &Daemon, args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// Where a container's network namespace is pinned.
-fn netns_path(d: &Daemon, id: &str) -> std::path::PathBuf {
-    d.exec_root.join("netns").join(id)
-}
+use super::networks::{netns_path, Sandbox};
 
-/// Releases what start took: the network namespace, volumes and the root
-/// filesystem.
+/// Releases what start took: networks, the network namespace, volumes
+/// and the root filesystem.
 fn release(d: &Daemon, r: &Record, volumes: &[MountPoint], rootfs: bool) {
+    if let Ok(e) = d.containers.find(&r.id) {
+        super::networks::leave_all(d, &e);
+    }
     if let Err(e) = berth_net::netns::remove(&netns_path(d, &r.id)) {
         eprintln!("berthd: release the network namespace of {}: {e}", r.id);
     }
@@ -494,6 +497,23 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
             options: m.options.clone(),
         });
     }
+    let netns = match super::networks::sandbox(d, &r) {
+        Ok(Sandbox::Host) => None,
+        Ok(Sandbox::Shared(p)) => Some(p),
+        Ok(Sandbox::Own(p)) => {
+            let _ = berth_net::netns::remove(&p);
+            if let Err(err) = berth_net::netns::create(&p) {
+                return Err(fail(&taken, format!("create the network namespace: {err}")));
+            }
+            if let Err(err) = super::networks::join_all(d, e, &p) {
+                return Err(fail(&taken, err));
+            }
+            Some(p)
+        }
+        Err(err) => return Err(fail(&taken, err)),
+    };
+    // With its addresses now.
+    let r = e.snapshot();
     let hostname = r.config["Hostname"]
         .as_str()
         .filter(|h| !h.is_empty())
@@ -503,25 +523,18 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
     // are written plainly: a crash leaves nothing that start relies on.
     let files = || -> std::io::Result<()> {
         std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+        let primary = super::networks::primary(&r);
         std::fs::write(
             dir.join("hosts"),
-            spec::hosts_file(&hostname, &strings(&r.host_config["ExtraHosts"])),
+            spec::hosts_file(&hostname, &strings(&r.host_config["ExtraHosts"]), primary.as_ref().map(|(ip, gw)| (ip.as_str(), gw.as_str()))),
         )?;
-        std::fs::write(dir.join("resolv.conf"), std::fs::read("/etc/resolv.conf").unwrap_or_default())
+        std::fs::write(dir.join("resolv.conf"), super::networks::resolv_conf(d, &r))
     };
     if let Err(err) = files() {
         return Err(fail(&taken, format!("write the container's /etc files: {err}")));
     }
     let cgroup = std::path::PathBuf::from(format!("/berth/{}", r.id));
-    let netns = netns_path(d, &r.id);
-    let own_net = spec::own_network(&r.host_config).unwrap_or(true);
-    if own_net {
-        let _ = berth_net::netns::remove(&netns);
-        if let Err(err) = berth_net::netns::create(&netns) {
-            return Err(fail(&taken, format!("create the network namespace: {err}")));
-        }
-    }
-    let config = match spec::build(&r, &rootfs, &dir, &resolved, &cgroup, own_net.then_some(netns.as_path())) {
+    let config = match spec::build(&r, &rootfs, &dir, &resolved, &cgroup, netns.as_deref()) {
         Ok(c) => c,
         Err(msg) => {
             release(d, &r, &taken, true);
@@ -649,6 +662,7 @@ async fn start_now(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<St
         }
         return Err(err);
     }
+    super::networks::start_dns(d, &e);
     d.events.container("start", &e.snapshot(), &[]);
     watch(d.clone(), e.clone());
     Ok(StatusCode::NO_CONTENT)
@@ -977,7 +991,7 @@ fn mounts_view(r: &Record, d: &Daemon) -> Value {
 
 fn network_mode(r: &Record) -> String {
     match r.host_config["NetworkMode"].as_str().unwrap_or("") {
-        "" | "default" | "bridge" => "none".into(),
+        "" => "default".into(),
         m => m.into(),
     }
 }
@@ -1018,8 +1032,7 @@ pub fn inspect(d: &Daemon, e: &Entry) -> Value {
             "UpperDir": graph_dir.join("diff"), "WorkDir": graph_dir.join("work"), "MergedDir": graph_dir.join("merged") } },
         "Mounts": mounts_view(&r, d),
         "Config": r.config,
-        "NetworkSettings": { "Bridge": "", "SandboxID": "", "HairpinMode": false, "Ports": {}, "SandboxKey": "",
-            "Networks": { network_mode(&r): { "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "" } } },
+        "NetworkSettings": super::networks::settings(d, &r),
     })
 }
 
@@ -1077,6 +1090,7 @@ pub fn list(d: &Daemon, all: bool, limit: Option<usize>, f: &std::collections::B
                     || d.images.resolve(v).is_ok_and(|i| i.id == r.image)
             })
             && any("volume", &|v| r.mounts.iter().any(|m| m.name == v || m.destination == v))
+            && any("network", &|v| r.networks.iter().any(|(name, ep)| name == v || ep.network_id.starts_with(v)))
             && f.get("label").is_none_or(|vals| {
                 vals.iter().all(|l| match l.split_once('=') {
                     Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
@@ -1093,12 +1107,12 @@ pub fn list(d: &Daemon, all: bool, limit: Option<usize>, f: &std::collections::B
             "ImageID": r.image,
             "Command": command_line(&r),
             "Created": crate::time::parse_secs(&r.created),
-            "Ports": [],
+            "Ports": super::networks::ports_list(&r),
             "Labels": labels,
             "State": r.state.status,
             "Status": status_text(&r.state),
             "HostConfig": { "NetworkMode": network_mode(&r) },
-            "NetworkSettings": { "Networks": { network_mode(&r): { "IPAddress": "" } } },
+            "NetworkSettings": { "Networks": super::networks::settings(d, &r)["Networks"] },
             "Mounts": mounts_view(&r, d),
         }));
         if limit.is_some_and(|l| out.len() >= l) {
@@ -1313,6 +1327,7 @@ pub async fn restore(d: &Arc<Daemon>) {
         })
         .await;
         if alive {
+            super::networks::start_dns(d, &e);
             watch(d.clone(), e.clone());
         } else {
             exited(d, &e).await;
@@ -1344,10 +1359,21 @@ pub fn reconcile(d: &Daemon) {
             }
         }
     }
+    // Endpoints and ports of containers that stopped while berthd was
+    // down: their namespace went with them, the drivers' state and the
+    // addresses stay until left here.
+    for e in d.containers.all() {
+        if !running.contains(&e.record().id) {
+            super::networks::leave_all(d, &e);
+        }
+    }
     for e in std::fs::read_dir(d.exec_root.join("netns")).into_iter().flatten().flatten() {
         if !running.contains(e.file_name().to_string_lossy().as_ref()) {
             let _ = berth_net::netns::remove(&e.path());
         }
+    }
+    if let Err(err) = super::networks::sync_firewall(d) {
+        eprintln!("berthd: {err}");
     }
 }
 

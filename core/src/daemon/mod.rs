@@ -14,6 +14,7 @@ pub mod containers;
 pub mod events;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod stats;
 pub mod tls;
 pub mod volumes;
@@ -40,6 +41,10 @@ pub struct Daemon {
     pub containers: crate::container::Containers,
     pub execs: exec::Execs,
     pub events: events::Events,
+    pub networks: crate::network::Networks,
+    pub resolvers: crate::network::dns::Resolvers,
+    /// Whose nameservers containers use (`--resolv-conf`).
+    pub resolv_conf: PathBuf,
     /// The berth-runtime and berth-monitor programs.
     pub runtime: PathBuf,
     pub monitor: PathBuf,
@@ -55,6 +60,7 @@ impl Daemon {
         let graph = registry.graph(graph_name).context("the default graph driver")?;
         let images = crate::image::ImageStore::open(&data_root, graph, graph_name).context("set up the image store")?;
         let containers = crate::container::Containers::open(&data_root).context("load the containers")?;
+        let networks = crate::network::Networks::open(&data_root, &registry).context("set up the networks")?;
         std::fs::create_dir_all(exec_root.join("netns")).with_context(|| format!("create {}", exec_root.display()))?;
         Ok(Daemon {
             data_root,
@@ -66,6 +72,9 @@ impl Daemon {
             containers,
             execs: exec::Execs::default(),
             events: events::Events::default(),
+            networks,
+            resolvers: Default::default(),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
             runtime: berth_fs::program("berth-runtime"),
             monitor: berth_fs::program("berth-monitor"),
         })
@@ -259,7 +268,7 @@ fn info(d: &Daemon) -> Value {
         "Images": d.images.images().len(),
         "Driver": berth_fs::graph::DEFAULT_GRAPH_DRIVER,
         "DriverStatus": [],
-        "Plugins": { "Volume": ["local"], "Network": ["none", "host"], "Log": ["json-file"] },
+        "Plugins": { "Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"] },
         "MemoryLimit": true, "SwapLimit": false, "CpuCfsPeriod": true, "CpuCfsQuota": true,
         "IPv4Forwarding": true, "Debug": false, "NFd": 0, "NGoroutines": 0,
         "LoggingDriver": "json-file",
@@ -498,6 +507,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             answer(removed.map(|v| (StatusCode::OK, v)))
         }
         (_, ["containers", rest @ ..]) => containers::route(&d, &method, rest, &q, &body).await,
+        (_, ["networks", rest @ ..]) => networks::route(&d, &method, rest, &q, &body).await,
         (&Method::GET, ["exec", id, "json"]) => match d.execs.get(id) {
             Ok(x) => json_reply(StatusCode::OK, &exec::inspect(&x)),
             Err((status, message)) => error(status, message),

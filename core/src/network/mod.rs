@@ -1,0 +1,649 @@
+//! Networks as berthd keeps them: one [`Network`] record per network in
+//! `<data root>/networks/<id>.json` (written atomically), the address
+//! pools of all of them ([`berth_net::ipam`], in `networks/ipam.json`),
+//! and the work of putting a container on a network: an address, the
+//! driver's endpoint and join, and berth's nftables table made to say
+//! what every network and published port needs ([`Networks::sync_firewall`]).
+//!
+//! The links themselves are the drivers' (`berth-net`); the container's
+//! side of it (which networks, which ports) lives in its record as
+//! [`Endpoint`]s and [`Published`] ports. Name resolution inside
+//! containers is [`dns`].
+
+pub mod dns;
+pub mod ports;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use berth_net::ipam::{Ipam, PoolRequest, Subnet};
+use berth_plugin::Registry;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// The networks every daemon has, as Docker's: (name, driver).
+pub const PREDEFINED: [(&str, &str); 3] = [("bridge", "bridge"), ("host", "host"), ("none", "null")];
+/// The default bridge's Linux bridge and subnet (Docker's are docker0 on
+/// the same subnet).
+pub const DEFAULT_BRIDGE: &str = "berth0";
+pub const DEFAULT_SUBNET: &str = "172.17.0.0/16";
+
+/// What went wrong, with the HTTP status the API answers it with.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, NetworkError>;
+
+fn internal(e: impl std::fmt::Display) -> NetworkError {
+    NetworkError::Internal(e.to_string())
+}
+
+fn from_ipam(e: berth_net::ipam::IpamError) -> NetworkError {
+    use berth_net::ipam::IpamError::*;
+    match e {
+        Overlap { .. } | InUse(_) => NetworkError::Conflict(e.to_string()),
+        State { .. } => NetworkError::Internal(e.to_string()),
+        _ => NetworkError::Invalid(e.to_string()),
+    }
+}
+
+fn from_driver(e: berth_plugin::DriverError) -> NetworkError {
+    use berth_plugin::DriverError::*;
+    match e {
+        NotFound { .. } => NetworkError::NotFound(e.to_string()),
+        Conflict { .. } => NetworkError::Conflict(e.to_string()),
+        InvalidArgument { .. } => NetworkError::Invalid(e.to_string()),
+        _ => NetworkError::Internal(e.to_string()),
+    }
+}
+
+/// One subnet of a network (`IPAM.Config[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfig {
+    #[serde(default)]
+    pub subnet: String,
+    #[serde(default, rename = "IPRange", skip_serializing_if = "String::is_empty")]
+    pub ip_range: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auxiliary_addresses: BTreeMap<String, String>,
+}
+
+/// A network, as kept on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Network {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    pub ipam: Vec<IpamConfig>,
+    pub internal: bool,
+    pub attachable: bool,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// The Linux bridge (bridge driver only).
+    #[serde(default)]
+    pub bridge: String,
+}
+
+impl Network {
+    pub fn predefined(&self) -> bool {
+        PREDEFINED.iter().any(|(n, _)| *n == self.name)
+    }
+
+    /// Whether containers on it get an interface and an address.
+    pub fn has_addresses(&self) -> bool {
+        !matches!(self.driver.as_str(), "host" | "null")
+    }
+
+    /// User-defined networks have embedded DNS (the default bridge
+    /// has not, as in Docker).
+    pub fn has_dns(&self) -> bool {
+        self.has_addresses() && !self.predefined()
+    }
+
+    fn subnets(&self) -> impl Iterator<Item = Subnet> + '_ {
+        self.ipam.iter().filter_map(|c| Subnet::parse(&c.subnet).ok())
+    }
+
+    /// Its first IPv4 subnet.
+    pub fn subnet_v4(&self) -> Option<Subnet> {
+        self.subnets().find(|s| !s.is_v6())
+    }
+
+    pub fn subnet_v6(&self) -> Option<Subnet> {
+        self.subnets().find(|s| s.is_v6())
+    }
+
+    /// Docker's inspect and list form; `containers` from the records.
+    pub fn to_api(&self, containers: Value) -> Value {
+        json!({
+            "Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local", "Driver": self.driver,
+            "EnableIPv6": self.enable_ipv6,
+            "IPAM": { "Driver": "default", "Options": {}, "Config": self.ipam },
+            "Internal": self.internal, "Attachable": self.attachable, "Ingress": false,
+            "ConfigFrom": { "Network": "" }, "ConfigOnly": false,
+            "Containers": containers, "Options": self.options, "Labels": self.labels,
+        })
+    }
+}
+
+/// A container's place on one network: what was asked at create and,
+/// while it runs, what it got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Endpoint {
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`.
+    #[serde(default, rename = "IPv4Requested")]
+    pub ipv4_requested: String,
+    #[serde(default, rename = "IPv6Requested")]
+    pub ipv6_requested: String,
+    /// Set while joined.
+    #[serde(default, rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(default, rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(default, rename = "IPPrefixLen")]
+    pub prefix: u8,
+    #[serde(default, rename = "GlobalIPv6Address")]
+    pub ipv6_address: String,
+    #[serde(default, rename = "GlobalIPv6PrefixLen")]
+    pub ipv6_prefix: u8,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub mac_address: String,
+}
+
+impl Endpoint {
+    pub fn joined(&self) -> bool {
+        !self.endpoint_id.is_empty()
+    }
+
+    /// Forgets what a join gave (keeping what was asked).
+    fn clear(&mut self) {
+        *self = Endpoint {
+            network_id: std::mem::take(&mut self.network_id),
+            aliases: std::mem::take(&mut self.aliases),
+            ipv4_requested: std::mem::take(&mut self.ipv4_requested),
+            ipv6_requested: std::mem::take(&mut self.ipv6_requested),
+            ..Default::default()
+        };
+    }
+}
+
+/// A published port of a running container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Published {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    pub container_port: u16,
+    /// Empty: every address of the host.
+    #[serde(default)]
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_ip: String,
+}
+
+/// `POST /networks/create`'s body (Docker's NetworkCreateRequest).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: String,
+    pub internal: bool,
+    pub attachable: bool,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+    #[serde(rename = "IPAM")]
+    pub ipam: Option<IpamRequest>,
+    pub options: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamRequest {
+    pub driver: String,
+    pub config: Option<Vec<IpamConfig>>,
+}
+
+/// The daemon's networks.
+pub struct Networks {
+    dir: PathBuf,
+    ipam: Ipam,
+    records: Mutex<BTreeMap<String, Network>>,
+    /// The nft script last applied, so an unchanged state costs nothing.
+    applied: Mutex<Option<String>>,
+    /// Held while host ports are chosen and recorded.
+    ports: Mutex<()>,
+}
+
+/// Checks a network name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn valid_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::Invalid(format!(
+            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+impl Networks {
+    /// Loads the networks under `data_root` and makes the predefined ones
+    /// (bridge, host, none) that are missing.
+    pub fn open(data_root: &Path, registry: &Registry) -> Result<Networks> {
+        let dir = data_root.join("networks");
+        std::fs::create_dir_all(&dir).map_err(|e| internal(format!("create {}: {e}", dir.display())))?;
+        let ipam = Ipam::open(&dir.join("ipam.json")).map_err(from_ipam)?;
+        let mut records = BTreeMap::new();
+        for e in std::fs::read_dir(&dir).map_err(internal)?.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") && p.file_name().is_some_and(|n| n != "ipam.json") {
+                let text = std::fs::read(&p).map_err(|e| internal(format!("read {}: {e}", p.display())))?;
+                let n: Network = serde_json::from_slice(&text).map_err(|e| internal(format!("{}: {e}", p.display())))?;
+                records.insert(n.id.clone(), n);
+            }
+        }
+        let networks = Networks {
+            dir,
+            ipam,
+            records: Mutex::new(records),
+            applied: Mutex::new(None),
+            ports: Mutex::new(()),
+        };
+        for (name, driver) in PREDEFINED {
+            if networks.find(name).is_err() {
+                let mut req = CreateRequest {
+                    name: name.to_string(),
+                    driver: driver.to_string(),
+                    ..Default::default()
+                };
+                if driver == "bridge" {
+                    req.options = Some(BTreeMap::from([
+                        (berth_net::bridge::BRIDGE_NAME_OPTION.to_string(), DEFAULT_BRIDGE.to_string()),
+                        ("com.docker.network.bridge.default_bridge".to_string(), "true".to_string()),
+                    ]));
+                    req.ipam = Some(IpamRequest {
+                        config: Some(vec![IpamConfig {
+                            subnet: DEFAULT_SUBNET.to_string(),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    });
+                }
+                networks.make(registry, req, true)?;
+            }
+        }
+        Ok(networks)
+    }
+
+    fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Network>> {
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save(&self, n: &Network) -> Result<()> {
+        let text = serde_json::to_vec_pretty(n).map_err(internal)?;
+        berth_fs::atomic::write(&self.dir.join(format!("{}.json", n.id)), &text).map_err(internal)
+    }
+
+    pub fn all(&self) -> Vec<Network> {
+        self.records().values().cloned().collect()
+    }
+
+    /// A network by full ID, name, or unique ID prefix (Docker's order).
+    pub fn find(&self, key: &str) -> Result<Network> {
+        let r = self.records();
+        if let Some(n) = r.get(key) {
+            return Ok(n.clone());
+        }
+        if let Some(n) = r.values().find(|n| n.name == key) {
+            return Ok(n.clone());
+        }
+        let matches: Vec<&Network> = r.values().filter(|n| !key.is_empty() && n.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(NetworkError::NotFound(key.to_string())),
+            _ => Err(NetworkError::Invalid(format!(
+                "network {key} is ambiguous ({} matches found based on ID prefix)",
+                matches.len()
+            ))),
+        }
+    }
+
+    /// `network create`.
+    pub fn create(&self, registry: &Registry, req: CreateRequest) -> Result<Network> {
+        self.make(registry, req, false)
+    }
+
+    fn make(&self, registry: &Registry, req: CreateRequest, predefined: bool) -> Result<Network> {
+        valid_name(&req.name)?;
+        let driver_name = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        if !predefined {
+            if PREDEFINED.iter().any(|(n, d)| *n == req.name || (*d == driver_name && *d != "bridge")) {
+                return Err(NetworkError::Forbidden(if PREDEFINED.iter().any(|(n, _)| *n == req.name) {
+                    format!("{} is a pre-defined network and cannot be created", req.name)
+                } else {
+                    format!("only one instance of \"{driver_name}\" network is allowed")
+                }));
+            }
+            if self.find(&req.name).is_ok_and(|n| n.name == req.name) {
+                return Err(NetworkError::Conflict(format!("network with name {} already exists", req.name)));
+            }
+        }
+        let driver = registry
+            .network(&driver_name)
+            .map_err(|_| NetworkError::NotFound(format!("plugin \"{driver_name}\" (network driver)")))?;
+        if let Some(d) = req.ipam.as_ref().map(|i| i.driver.as_str()).filter(|d| !d.is_empty() && *d != "default") {
+            return Err(NetworkError::Invalid(format!("IPAM driver {d:?} is not supported (default)")));
+        }
+        let id = crate::container::new_id();
+        let mut net = Network {
+            name: req.name.clone(),
+            id: id.clone(),
+            created: crate::time::now_rfc3339(),
+            driver: driver_name.clone(),
+            enable_ipv6: req.enable_ipv6.unwrap_or(false),
+            ipam: vec![],
+            internal: req.internal,
+            attachable: req.attachable,
+            options: req.options.clone().unwrap_or_default(),
+            labels: req.labels.clone().unwrap_or_default(),
+            bridge: String::new(),
+        };
+        let mut asked = req.ipam.and_then(|i| i.config).unwrap_or_default();
+        if net.has_addresses() && !asked.iter().any(|c| Subnet::parse(&c.subnet).is_ok_and(|s| !s.is_v6())) {
+            asked.insert(0, IpamConfig::default());
+        }
+        if !net.has_addresses() {
+            asked.clear();
+        }
+        if asked.iter().any(|c| c.subnet.contains(':')) && !net.enable_ipv6 {
+            return Err(NetworkError::Invalid(
+                "an IPv6 subnet needs IPv6 enabled on the network (--ipv6)".into(),
+            ));
+        }
+        let mut pools = Vec::new();
+        let undo = |pools: &[Subnet]| {
+            for p in pools {
+                let _ = self.ipam.release_pool(p);
+            }
+        };
+        for c in &asked {
+            if c.subnet.is_empty() && (!c.gateway.is_empty() || !c.ip_range.is_empty()) {
+                undo(&pools);
+                return Err(NetworkError::Invalid("a gateway or an ip-range needs a subnet (--subnet)".into()));
+            }
+            let pool = self
+                .ipam
+                .request_pool(&PoolRequest {
+                    network: &req.name,
+                    subnet: Some(c.subnet.as_str()).filter(|s| !s.is_empty()),
+                    ip_range: Some(c.ip_range.as_str()).filter(|s| !s.is_empty()),
+                    gateway: Some(c.gateway.as_str()).filter(|s| !s.is_empty()),
+                })
+                .inspect_err(|_| undo(&pools))
+                .map_err(from_ipam)?;
+            pools.push(pool.subnet);
+            net.ipam.push(IpamConfig {
+                subnet: pool.subnet.to_string(),
+                ip_range: pool.range.map(|r| r.to_string()).unwrap_or_default(),
+                gateway: pool.gateway.to_string(),
+                auxiliary_addresses: c.auxiliary_addresses.clone(),
+            });
+        }
+        if driver_name == berth_net::bridge::NAME {
+            net.bridge = net
+                .options
+                .get(berth_net::bridge::BRIDGE_NAME_OPTION)
+                .cloned()
+                .unwrap_or_else(|| format!("br-{}", &id[..12]));
+            if let Some(other) = self.all().iter().find(|n| n.bridge == net.bridge) {
+                undo(&pools);
+                return Err(NetworkError::Conflict(format!(
+                    "bridge {} is already used by network {}",
+                    net.bridge, other.name
+                )));
+            }
+        }
+        let data = |v6: bool| -> Vec<berth_plugin::network::IpamData> {
+            net.ipam
+                .iter()
+                .filter_map(|c| Some((c, Subnet::parse(&c.subnet).ok()?)))
+                .filter(|(_, s)| s.is_v6() == v6)
+                .map(|(c, s)| berth_plugin::network::IpamData {
+                    address_space: "LocalDefault".into(),
+                    pool: c.subnet.clone(),
+                    gateway: format!("{}/{}", c.gateway, s.prefix),
+                    aux_addresses: Default::default(),
+                })
+                .collect()
+        };
+        let mut options: BTreeMap<String, Value> = net.options.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        if !net.bridge.is_empty() {
+            options.insert(berth_net::bridge::BRIDGE_NAME_OPTION.into(), json!(net.bridge));
+        }
+        let made = driver.create_network(&berth_plugin::network::CreateNetworkRequest {
+            network_id: id.clone(),
+            options,
+            ipv4_data: data(false),
+            ipv6_data: data(true),
+        });
+        if let Err(e) = made {
+            undo(&pools);
+            return Err(from_driver(e));
+        }
+        if let Err(e) = self.save(&net) {
+            let _ = driver.delete_network(&id);
+            undo(&pools);
+            return Err(e);
+        }
+        self.records().insert(id, net.clone());
+        Ok(net)
+    }
+
+    /// `network rm`: the caller has checked that no container is on it.
+    pub fn remove(&self, registry: &Registry, key: &str) -> Result<Network> {
+        let net = self.find(key)?;
+        if net.predefined() {
+            return Err(NetworkError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        let driver = registry.network(&net.driver).map_err(from_driver)?;
+        match driver.delete_network(&net.id) {
+            Ok(()) | Err(berth_plugin::DriverError::NotFound { .. }) => {}
+            Err(e) => return Err(from_driver(e)),
+        }
+        for s in net.subnets() {
+            self.ipam.release_pool(&s).map_err(from_ipam)?;
+        }
+        let file = self.dir.join(format!("{}.json", net.id));
+        std::fs::remove_file(&file).map_err(|e| internal(format!("remove {}: {e}", file.display())))?;
+        self.records().remove(&net.id);
+        Ok(net)
+    }
+
+    /// Puts a container's namespace (`sandbox`) on `net` as interface
+    /// `ifname`: an address, the driver's endpoint, its join. `ep` is
+    /// filled in with what it got; on failure nothing is left taken.
+    pub fn join(&self, registry: &Registry, net: &Network, ep: &mut Endpoint, sandbox: &Path, ifname: &str, default_route: bool) -> Result<()> {
+        use berth_plugin::network::{CreateEndpointRequest, EndpointInterface, JoinRequest};
+        if !net.has_addresses() {
+            return Ok(());
+        }
+        let driver = registry.network(&net.driver).map_err(from_driver)?;
+        let v4 = net
+            .subnet_v4()
+            .ok_or_else(|| internal(format!("network {} has no IPv4 subnet", net.name)))?;
+        let ip = self
+            .ipam
+            .request_address(&v4, Some(ep.ipv4_requested.as_str()).filter(|s| !s.is_empty()))
+            .map_err(from_ipam)?;
+        let v6 = net.subnet_v6().filter(|_| net.enable_ipv6);
+        let ip6 = match v6 {
+            Some(s) => match self.ipam.request_address(&s, Some(ep.ipv6_requested.as_str()).filter(|s| !s.is_empty())) {
+                Ok(a) => Some((s, a)),
+                Err(e) => {
+                    let _ = self.ipam.release_address(&v4, ip);
+                    return Err(from_ipam(e));
+                }
+            },
+            None => None,
+        };
+        let release = || {
+            let _ = self.ipam.release_address(&v4, ip);
+            if let Some((s, a)) = ip6 {
+                let _ = self.ipam.release_address(&s, a);
+            }
+        };
+        let endpoint_id = crate::container::new_id();
+        let made = driver.create_endpoint(&CreateEndpointRequest {
+            network_id: net.id.clone(),
+            endpoint_id: endpoint_id.clone(),
+            interface: Some(EndpointInterface {
+                address: format!("{ip}/{}", v4.prefix),
+                address_ipv6: ip6.map(|(s, a)| format!("{a}/{}", s.prefix)).unwrap_or_default(),
+                mac_address: String::new(),
+            }),
+            options: Default::default(),
+        });
+        let chosen = match made {
+            Ok(c) => c.unwrap_or_default(),
+            Err(e) => {
+                release();
+                return Err(from_driver(e));
+            }
+        };
+        let options = BTreeMap::from([
+            (berth_net::bridge::IFNAME_OPTION.to_string(), json!(ifname)),
+            (berth_net::bridge::DEFAULT_ROUTE_OPTION.to_string(), json!(default_route)),
+        ]);
+        let joined = driver.join(&JoinRequest {
+            network_id: net.id.clone(),
+            endpoint_id: endpoint_id.clone(),
+            sandbox_key: sandbox.display().to_string(),
+            options,
+        });
+        let answer = match joined {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = driver.delete_endpoint(&net.id, &endpoint_id);
+                release();
+                return Err(from_driver(e));
+            }
+        };
+        ep.endpoint_id = endpoint_id;
+        ep.ip_address = ip.to_string();
+        ep.prefix = v4.prefix;
+        if let Some((s, a)) = ip6 {
+            ep.ipv6_address = a.to_string();
+            ep.ipv6_prefix = s.prefix;
+        }
+        ep.gateway = answer.gateway;
+        ep.mac_address = if chosen.mac_address.is_empty() {
+            berth_net::bridge::mac_of(ip)
+        } else {
+            chosen.mac_address
+        };
+        Ok(())
+    }
+
+    /// Takes a container off the network it joined; what went wrong is
+    /// reported, and the rest still done.
+    pub fn leave(&self, registry: &Registry, ep: &mut Endpoint) {
+        if !ep.joined() {
+            return;
+        }
+        if let Ok(net) = self.find(&ep.network_id) {
+            if let Ok(driver) = registry.network(&net.driver) {
+                if let Err(e) = driver.leave(&net.id, &ep.endpoint_id) {
+                    eprintln!("berthd: leave network {}: {e}", net.name);
+                }
+                if let Err(e) = driver.delete_endpoint(&net.id, &ep.endpoint_id) {
+                    eprintln!("berthd: delete endpoint on {}: {e}", net.name);
+                }
+            }
+            for (subnet, addr) in [(net.subnet_v4(), &ep.ip_address), (net.subnet_v6(), &ep.ipv6_address)] {
+                if let (Some(s), Ok(a)) = (subnet, addr.parse::<IpAddr>()) {
+                    let _ = self.ipam.release_address(&s, a);
+                }
+            }
+        }
+        ep.clear();
+    }
+
+    /// Held while a container's host ports are chosen and recorded, so
+    /// two starts cannot take one port.
+    pub fn port_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.ports.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes berth's nftables table say what the bridge networks and the
+    /// published ports (read under the table's lock, so a later state is
+    /// never overwritten by an earlier one) need; nothing is run when
+    /// that has not changed.
+    pub fn sync_firewall(&self, published: impl FnOnce() -> Vec<Published>) -> Result<()> {
+        use berth_net::firewall::{NetworkRules, PortMapping};
+        let networks: Vec<NetworkRules> = self
+            .all()
+            .iter()
+            .filter(|n| !n.bridge.is_empty())
+            .filter_map(|n| {
+                Some(NetworkRules {
+                    bridge: n.bridge.clone(),
+                    subnet: n.subnet_v4()?.to_string(),
+                    internal: n.internal,
+                })
+            })
+            .collect();
+        let mut applied = self.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let mut mappings = Vec::new();
+        for p in published() {
+            mappings.push(PortMapping {
+                proto: p.proto,
+                host_ip: Some(p.host_ip.as_str())
+                    .filter(|h| !h.is_empty() && *h != "0.0.0.0")
+                    .and_then(|h| h.parse().ok()),
+                host_port: p.host_port,
+                container_ip: p.container_ip.parse().map_err(internal)?,
+                container_port: p.container_port,
+            });
+        }
+        let script = berth_net::firewall::render(&networks, &mappings).map_err(internal)?;
+        if applied.as_deref() == Some(script.as_str()) {
+            return Ok(());
+        }
+        berth_net::firewall::apply(None, &networks, &mappings).map_err(|e| internal(format!("nftables: {e}")))?;
+        *applied = Some(script);
+        Ok(())
+    }
+}
