@@ -13,14 +13,16 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use berth_plugin::error::{DriverError, Result};
 use berth_plugin::network::*;
 use berth_plugin::NetworkDriver;
 use serde::{Deserialize, Serialize};
 
+use crate::endpoint::{configure, driver_err, invalid, parse_cidr, parse_mac, StateFile};
 use crate::netlink::Netlink;
+
+pub use crate::endpoint::mac_of;
 
 pub const NAME: &str = "bridge";
 
@@ -59,68 +61,18 @@ struct State {
 }
 
 pub struct BridgeDriver {
-    state_file: PathBuf,
+    state: StateFile<State>,
     /// The namespace links are made in; `None`: this process's.
     namespace: Option<PathBuf>,
-    state: Mutex<State>,
-}
-
-fn driver_err(e: std::io::Error) -> DriverError {
-    DriverError::Driver(e.to_string())
-}
-
-fn invalid(what: &str, reason: impl Into<String>) -> DriverError {
-    DriverError::InvalidArgument {
-        what: what.to_string(),
-        reason: reason.into(),
-    }
-}
-
-/// `02:42:` and the IPv4 address, as Docker derives a container's MAC.
-pub fn mac_of(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v) => {
-            let o = v.octets();
-            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
-        }
-        IpAddr::V6(v) => {
-            let o = v.octets();
-            format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[12], o[13], o[14], o[15])
-        }
-    }
-}
-
-fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let parts: Vec<u8> = s.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
-    parts
-        .try_into()
-        .map_err(|_| invalid("mac address", format!("{s:?} is not six hex bytes")))
-}
-
-fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
-    let (a, p) = s
-        .split_once('/')
-        .ok_or_else(|| invalid("address", format!("{s:?} needs a prefix length")))?;
-    let a: IpAddr = a.parse().map_err(|_| invalid("address", format!("{s:?}")))?;
-    let p: u8 = p.parse().map_err(|_| invalid("address", format!("{s:?}")))?;
-    Ok((a, p))
 }
 
 impl BridgeDriver {
     /// A driver keeping its state under `home`, making links in the
     /// namespace pinned at `namespace` (`None`: the caller's).
     pub fn new(home: &Path, namespace: Option<PathBuf>) -> Result<BridgeDriver> {
-        std::fs::create_dir_all(home).map_err(|e| DriverError::io("create", home, e))?;
-        let state_file = home.join("state.json");
-        let state = match std::fs::read(&state_file) {
-            Ok(t) => serde_json::from_slice(&t).map_err(|e| DriverError::Driver(format!("{}: {e}", state_file.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
-            Err(e) => return Err(DriverError::io("read", &state_file, e)),
-        };
         let driver = BridgeDriver {
-            state_file,
+            state: StateFile::open(home)?,
             namespace,
-            state: Mutex::new(state),
         };
         driver.restore()?;
         Ok(driver)
@@ -163,7 +115,11 @@ impl BridgeDriver {
                 // Published ports reached on 127.0.0.1 are routed to the
                 // bridge only with route_localnet; containers reach out
                 // only with forwarding (both per namespace, as Docker sets).
-                crate::netns::sysctl(self.namespace.as_deref(), &format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")?;
+                crate::netns::sysctl(
+                    self.namespace.as_deref(),
+                    &format!("net/ipv4/conf/{}/route_localnet", n.bridge),
+                    "1",
+                )?;
                 crate::netns::sysctl(self.namespace.as_deref(), "net/ipv4/ip_forward", "1")
             });
         if let Err(e) = made {
@@ -179,12 +135,11 @@ impl BridgeDriver {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     fn save(&self, s: &State) -> Result<()> {
-        let text = serde_json::to_vec_pretty(s).map_err(|e| DriverError::Driver(e.to_string()))?;
-        berth_fs::atomic::write(&self.state_file, &text).map_err(|e| DriverError::io("write", &self.state_file, e))
+        self.state.save(s)
     }
 
     fn netlink(&self) -> Result<Netlink> {
@@ -331,19 +286,18 @@ impl NetworkDriver for BridgeDriver {
         let mut nl = self.netlink()?;
         nl.add_veth(&host_if, &ifname, net.mtu, Some(std::os::fd::AsRawFd::as_raw_fd(&sandbox)))
             .map_err(driver_err)?;
-        let placed = (|| -> std::io::Result<()> {
-            let bridge = nl.index(&net.bridge)?;
-            nl.set_link(&host_if, Some(bridge), None, true)?;
-            let mut inner = Netlink::in_namespace(Path::new(&req.sandbox_key))?;
-            let (ip, prefix) = parse_cidr(&ep.address).map_err(|e| std::io::Error::other(e.to_string()))?;
-            let mac = parse_mac(&ep.mac).map_err(|e| std::io::Error::other(e.to_string()))?;
-            inner.set_link(&ifname, None, Some(mac), true)?;
-            inner.add_address(&ifname, ip, prefix)?;
-            if default_route {
-                inner.add_default_route(net.gateway)?;
-            }
-            Ok(())
-        })();
+        let placed = nl
+            .index(&net.bridge)
+            .and_then(|bridge| nl.set_link(&host_if, Some(bridge), None, true))
+            .and_then(|_| {
+                configure(
+                    Path::new(&req.sandbox_key),
+                    &ifname,
+                    &ep.mac,
+                    &ep.address,
+                    default_route.then_some(net.gateway),
+                )
+            });
         if let Err(e) = placed {
             let _ = nl.delete_link(&host_if);
             return Err(driver_err(e));
@@ -369,15 +323,5 @@ impl NetworkDriver for BridgeDriver {
             e.host_if = None;
         }
         self.save(&s)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn macs_derive_from_addresses() {
-        assert_eq!(super::mac_of("172.17.0.2".parse().unwrap()), "02:42:ac:11:00:02");
-        assert_eq!(super::parse_mac("02:42:ac:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
-        assert!(super::parse_mac("02:42").is_err());
     }
 }

@@ -4,9 +4,11 @@
 //! calls [`register_builtin`] to put these drivers into its registry.
 
 pub mod bridge;
+pub mod endpoint;
 pub mod firewall;
 pub mod host;
 pub mod ipam;
+pub mod macvlan;
 pub mod netlink;
 pub mod netns;
 pub mod none;
@@ -23,6 +25,8 @@ pub fn register_builtin(registry: &mut Registry, home: &Path) -> berth_plugin::e
     registry.register_network(host::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
     let bridge = bridge::BridgeDriver::new(&home.join(bridge::NAME), None)?;
     registry.register_network(bridge::NAME, Arc::new(bridge), Transport::Builtin)?;
+    let macvlan = macvlan::MacvlanDriver::new(&home.join(macvlan::NAME), None)?;
+    registry.register_network(macvlan::NAME, Arc::new(macvlan), Transport::Builtin)?;
     Ok(())
 }
 

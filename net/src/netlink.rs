@@ -1,6 +1,7 @@
 //! rtnetlink, spoken directly: the link, address and route operations the
-//! bridge driver needs (bridges, veth pairs with one end in a container's
-//! namespace, masters, up, MTU, MAC, addresses, default routes, removal),
+//! drivers need (bridges, veth pairs with one end in a container's
+//! namespace, macvlan and 802.1q VLAN links, masters, up, MTU, MAC,
+//! addresses, default routes, removal),
 //! on a socket bound to the host's namespace or to any namespace pinned
 //! in a file. No `ip` is run.
 
@@ -23,6 +24,7 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_LINKINFO: u16 = 18;
@@ -30,6 +32,8 @@ const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
+const IFLA_MACVLAN_MODE: u16 = 1;
+const IFLA_VLAN_ID: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const RTA_GATEWAY: u16 = 5;
@@ -241,6 +245,44 @@ impl Netlink {
         }
         m.end().end().end();
         self.call(&mut m, &format!("create veth {host}/{peer}")).map(drop)
+    }
+
+    /// A macvlan link `name` on `parent` (a link here) in `mode` (the
+    /// kernel's MACVLAN_MODE_* bit), made straight in the namespace `ns`
+    /// (an open namespace file) or here.
+    pub fn add_macvlan(&mut self, name: &str, parent: &str, mode: u32, mtu: Option<u32>, ns: Option<RawFd>) -> io::Result<()> {
+        let parent_index = self.index(parent)?;
+        let mut m = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifinfo(0, 0, 0));
+        m.str_attr(IFLA_IFNAME, name);
+        m.attr(IFLA_LINK, &(parent_index as u32).to_ne_bytes());
+        if let Some(mtu) = mtu {
+            m.attr(IFLA_MTU, &mtu.to_ne_bytes());
+        }
+        if let Some(fd) = ns {
+            m.attr(IFLA_NET_NS_FD, &(fd as u32).to_ne_bytes());
+        }
+        m.begin(IFLA_LINKINFO)
+            .str_attr(IFLA_INFO_KIND, "macvlan")
+            .begin(IFLA_INFO_DATA)
+            .attr(IFLA_MACVLAN_MODE, &mode.to_ne_bytes())
+            .end()
+            .end();
+        self.call(&mut m, &format!("create macvlan {name} on {parent}")).map(drop)
+    }
+
+    /// An 802.1q link `name` for VLAN `id` on `parent`.
+    pub fn add_vlan(&mut self, name: &str, parent: &str, id: u16) -> io::Result<()> {
+        let parent_index = self.index(parent)?;
+        let mut m = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifinfo(0, 0, 0));
+        m.str_attr(IFLA_IFNAME, name);
+        m.attr(IFLA_LINK, &(parent_index as u32).to_ne_bytes());
+        m.begin(IFLA_LINKINFO)
+            .str_attr(IFLA_INFO_KIND, "vlan")
+            .begin(IFLA_INFO_DATA)
+            .attr(IFLA_VLAN_ID, &id.to_ne_bytes())
+            .end()
+            .end();
+        self.call(&mut m, &format!("create vlan {name}")).map(drop)
     }
 
     /// Sets a link's master (a bridge), MAC and up state; `None` leaves each.

@@ -369,23 +369,13 @@ impl Berthd {
     }
 
     fn spawn(dir: &Path) -> Result<std::process::Child> {
-        use std::os::unix::process::CommandExt;
         let socket = dir.join("berth.sock");
         let netns = dir.join("netns");
-        if std::fs::File::open(&netns).is_err() || !is_namespace(&netns) {
+        if !is_namespace(&netns) {
             berth_net::netns::create(&netns).context("a network namespace for berthd")?;
         }
-        let ns = std::fs::File::open(&netns)?;
-        let mut c = std::process::Command::new(bin("berthd"));
-        // SAFETY: setns between fork and exec touches only the child.
-        unsafe {
-            c.pre_exec(move || {
-                if libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // nsenter execs berthd: the child is berthd itself.
+        let mut c = in_netns(&netns, bin("berthd"));
         Ok(c.arg("-H")
             .arg(format!("unix://{}", socket.display()))
             .stdout(std::process::Stdio::null())
@@ -406,9 +396,7 @@ impl Berthd {
 
     /// `program args` run in berthd's network namespace, as on its host.
     pub fn on_host(&self, program: &str) -> std::process::Command {
-        let mut c = std::process::Command::new("nsenter");
-        c.arg(format!("--net={}", self.netns().display())).arg(program);
-        c
+        in_netns(&self.netns(), program)
     }
 
     /// The resolv.conf berthd gives containers (empty until a test
@@ -518,9 +506,17 @@ impl Berthd {
     }
 }
 
+/// `program` to be run in the network namespace pinned at `ns` (through
+/// nsenter, which execs it: the child is the program).
+pub fn in_netns(ns: &Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new("nsenter");
+    c.arg(format!("--net={}", ns.display())).arg(program);
+    c
+}
+
 /// Whether `p` is a pinned namespace (an nsfs mount), not a plain file.
 fn is_namespace(p: &Path) -> bool {
-    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 as i64 == libc::NSFS_MAGIC as i64)
+    nix::sys::statfs::statfs(p).is_ok_and(|s| s.filesystem_type().0 == libc::NSFS_MAGIC)
 }
 
 impl Drop for Berthd {

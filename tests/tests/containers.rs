@@ -274,7 +274,7 @@ fn init_reaps_orphans_and_passes_signals_on() {
             "busybox",
             "sh",
             "-c",
-            "cat /proc/1/comm; echo $$; (sleep 0.1 &); sleep 0.6; ps -o stat,comm | grep -c '^Z' ; exit 3",
+            "cat /proc/1/comm; echo $$; (sleep 0.1 &); sleep 1; ps -o stat,comm | grep -c '^Z' ; exit 3",
         ],
     );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -900,17 +900,15 @@ fn docker_compose_runs_a_project() {
         return;
     };
     let project = tempfile::tempdir().unwrap();
-    // Without networks yet (they come with the network drivers), services
-    // use network_mode: none.
+    // On the project's default network: job reaches web by its name.
     std::fs::write(
         project.path().join("docker-compose.yml"),
         r#"version: "3.7"
 services:
   web:
     image: busybox
-    command: sh -c "echo web up; echo $$ROLE > /data/role; sleep 100"
+    command: sh -c "echo $$ROLE > /data/role; echo web up; exec httpd -f -p 8000 -h /data"
     init: true
-    network_mode: none
     environment:
       - ROLE=frontend
     volumes:
@@ -919,8 +917,7 @@ services:
       tier: front
   job:
     image: busybox
-    command: sh -c "echo job done"
-    network_mode: none
+    command: sh -c "until wget -qO- http://web:8000/role; do sleep 0.2; done; echo job done"
 volumes:
   data:
 "#,
@@ -939,17 +936,28 @@ volumes:
     eventually(10, "web's file", || {
         compose(&["exec", "-T", "web", "cat", "/data/role"]).output().unwrap().stdout == b"frontend\n"
     });
+    eventually(20, "job to reach web and end", || {
+        String::from_utf8_lossy(&compose(&["ps"]).output().unwrap().stdout).contains("Exit 0")
+    });
     let ps = ok(&mut compose(&["ps"]));
     assert!(ps.contains("berthtest_web_1") && ps.contains("Up"), "{ps}");
     assert!(ps.contains("berthtest_job_1") && ps.contains("Exit 0"), "{ps}");
     let logs = ok(&mut compose(&["logs", "--no-color"]));
-    assert!(logs.contains("web up") && logs.contains("job done"), "{logs}");
+    assert!(
+        logs.contains("web up") && logs.contains("frontend") && logs.contains("job done"),
+        "{logs}"
+    );
     assert_eq!(
         ok(d.docker().args(["ps", "--filter", "label=tier=front", "--format", "{{.Names}}"])),
         "berthtest_web_1"
     );
     ok(&mut compose(&["down", "-v"]));
     assert_eq!(ok(d.docker().args(["ps", "-aq"])), "");
+    assert_eq!(
+        ok(d.docker().args(["network", "ls", "--format", "{{.Name}}"])),
+        "bridge\nhost\nnone",
+        "the project's network goes with it"
+    );
     assert_eq!(ok(d.docker().args(["volume", "ls", "-q"])), "");
 }
 

@@ -649,9 +649,19 @@ fn tcp_is_served_only_with_tls_and_client_certificates() {
     }
     let dir = tempfile::tempdir().unwrap();
     tls_certificates(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // berthd and its clients in a namespace of their own: its networks
+    // stay out of the machine's, and the port is surely free.
     let p = |f: &str| dir.path().join(f);
-    let mut child = Command::new(berth_tests::bin("berthd"))
+    berth_net::netns::create(&p("netns")).unwrap();
+    struct Pin(std::path::PathBuf);
+    impl Drop for Pin {
+        fn drop(&mut self) {
+            let _ = berth_net::netns::remove(&self.0);
+        }
+    }
+    let _pin = Pin(p("netns"));
+    let port = 2376;
+    let mut child = berth_tests::in_netns(&p("netns"), berth_tests::bin("berthd"))
         .arg("-H")
         .arg(format!("unix://{}", p("berth.sock").display()))
         .arg("-H")
@@ -680,7 +690,7 @@ fn tcp_is_served_only_with_tls_and_client_certificates() {
     let _guard = Kill(&mut child);
     let host = format!("tcp://127.0.0.1:{port}");
     let docker = |tls: bool| {
-        let mut c = Command::new("docker");
+        let mut c = berth_tests::in_netns(&p("netns"), "docker");
         c.env_remove("DOCKER_HOST")
             .env("DOCKER_CONFIG", p("docker-config"))
             .arg("-H")
@@ -715,7 +725,7 @@ fn tcp_is_served_only_with_tls_and_client_certificates() {
     let o = docker(false).output().unwrap();
     assert!(!o.status.success(), "plain TCP must not be answered: {}", text(&o));
     // TLS without a client certificate is refused in the handshake.
-    let mut c = Command::new("docker");
+    let mut c = berth_tests::in_netns(&p("netns"), "docker");
     c.env_remove("DOCKER_HOST")
         .env("DOCKER_CONFIG", p("docker-config"))
         .arg("-H")

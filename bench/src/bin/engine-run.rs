@@ -7,7 +7,8 @@
 //! with `--bridge=none --iptables=false` (no bridge, no NAT rules on
 //! this machine), so both run containers with `--network none`: a
 //! network namespace of their own with loopback only. berthd uses its
-//! default drivers (fuse-union, local). Data roots are on /tmp's disk,
+//! default drivers (fuse-union, local) and runs in a network namespace of
+//! its own, where it makes its default bridge. Data roots are on /tmp's disk,
 //! exec roots on /run's tmpfs, as the two daemons' defaults are.
 //!
 //! Usage: engine-run (as root, after `cargo build --release --bins`;
@@ -89,7 +90,18 @@ fn main() -> Result<()> {
 
     let log = |name: &str| std::fs::File::create(dir.path().join(format!("{name}.log")));
     let socket = dir.path().join("berth.sock");
-    let child = Command::new(&berthd_bin)
+    // berthd makes its default bridge and nftables table at start: in a
+    // network namespace of its own they stay off the machine's.
+    let netns = dir.path().join("netns");
+    berth_net::netns::create(&netns).context("a network namespace for berthd")?;
+    struct Pin(PathBuf);
+    impl Drop for Pin {
+        fn drop(&mut self) {
+            let _ = berth_net::netns::remove(&self.0);
+        }
+    }
+    let _pin = Pin(netns.clone());
+    let child = berth_tests::in_netns(&netns, &berthd_bin)
         .arg("-H")
         .arg(format!("unix://{}", socket.display()))
         .arg("--data-root")

@@ -17,6 +17,7 @@ pub enum Kind {
     Container,
     Image,
     Volume,
+    Network,
 }
 
 /// `berth inspect`.
@@ -41,6 +42,7 @@ fn route(kind: Kind, name: &str, size: bool) -> String {
         Kind::Container => format!("/containers/{name}/json{}", if size { "?size=1" } else { "" }),
         Kind::Image => format!("/images/{name}/json"),
         Kind::Volume => format!("/volumes/{name}"),
+        Kind::Network => format!("/networks/{name}"),
     }
 }
 
@@ -49,7 +51,7 @@ fn lookup(api: &Api, name: &str, kind: Option<Kind>, size: bool) -> Result<Value
     if let Some(k) = kind {
         return api.get(&route(k, name, size));
     }
-    for k in [Kind::Container, Kind::Image, Kind::Volume] {
+    for k in [Kind::Container, Kind::Image, Kind::Volume, Kind::Network] {
         match api.get(&route(k, name, size)) {
             Err(CliError::Daemon { status: 404, .. }) => continue,
             other => return other,

@@ -27,6 +27,7 @@ pub mod format;
 mod images;
 mod inspect;
 mod logs;
+mod networks;
 pub mod options;
 mod port;
 mod progress;
@@ -82,6 +83,23 @@ impl CliError {
     }
 }
 
+/// Runs `each` for every name, printing errors as they come (as docker's
+/// rm commands do); exit 1 if any failed.
+fn for_each(names: &[String], mut each: impl FnMut(&str) -> Result<(), CliError>) -> Result<(), CliError> {
+    let mut failed = false;
+    for n in names {
+        if let Err(e) = each(n) {
+            eprintln!("{e}");
+            failed = true;
+        }
+    }
+    if failed {
+        Err(CliError::Exit(1))
+    } else {
+        Ok(())
+    }
+}
+
 /// Asks before a destructive command, as docker's prune does.
 fn confirm(warning: &str) -> Result<bool, CliError> {
     print!("{warning}\nAre you sure you want to continue? [y/N] ");
@@ -133,6 +151,9 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volumes::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(networks::NetworkCommand),
     /// Manage the daemon's space.
     #[command(subcommand)]
     System(SystemCommand),
@@ -259,6 +280,7 @@ fn dispatch(api: &Api, command: Command) -> Result<(), CliError> {
         Command::Version(f) => system::version(api, f.format.as_deref()),
         Command::Info(f) => system::info(api, f.format.as_deref()),
         Command::Volume(c) => volumes::volume(api, c),
+        Command::Network(c) => networks::network(api, c),
         Command::System(SystemCommand::Df) => system::df(api),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(api, a),
         Command::Load(a) => images::load(api, a),

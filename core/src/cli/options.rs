@@ -53,6 +53,33 @@ pub struct ContainerOptions {
     /// Connect a container to a network.
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104).
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    /// IPv6 address (e.g., 2001:db8::33).
+    #[arg(long = "ip6")]
+    pub ip6: Option<String>,
+    /// Publish a container's port(s) to the host ([IP:][HOSTPORT:]PORT[/PROTO]).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports.
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Working directory inside the container.
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
@@ -477,6 +504,20 @@ impl ContainerOptions {
             })
             .collect();
         let network = self.network.clone().unwrap_or_else(|| "default".into());
+        let (port_bindings, mut exposed) = publish_specs(&self.publish)?;
+        for e in &self.expose {
+            for key in expose_spec(e)? {
+                exposed.insert(key, json!({}));
+            }
+        }
+        let mut endpoint = json!({});
+        if !self.network_alias.is_empty() {
+            endpoint["Aliases"] = json!(self.network_alias);
+        }
+        if self.ip.is_some() || self.ip6.is_some() {
+            endpoint["IPAMConfig"] =
+                json!({ "IPv4Address": self.ip.clone().unwrap_or_default(), "IPv6Address": self.ip6.clone().unwrap_or_default() });
+        }
         let mut hc = json!({
             "AutoRemove": self.rm,
             "Binds": if binds.is_empty() { Value::Null } else { json!(binds) },
@@ -493,7 +534,11 @@ impl ContainerOptions {
             "NetworkMode": network,
             "OomScoreAdj": self.oom_score_adj.unwrap_or(0),
             "PidsLimit": self.pids_limit.unwrap_or(0),
-            "PortBindings": {},
+            "PortBindings": port_bindings,
+            "PublishAllPorts": self.publish_all,
+            "Dns": self.dns,
+            "DnsSearch": self.dns_search,
+            "DnsOptions": self.dns_option,
             "Privileged": self.privileged,
             "ReadonlyRootfs": self.read_only,
             "RestartPolicy": restart_policy(self.restart.as_deref())?,
@@ -532,8 +577,11 @@ impl ContainerOptions {
             "Volumes": anonymous,
             "WorkingDir": self.workdir.clone().unwrap_or_default(),
             "HostConfig": hc,
-            "NetworkingConfig": { "EndpointsConfig": {} },
+            "NetworkingConfig": { "EndpointsConfig": { network.clone(): endpoint } },
         });
+        if !exposed.is_empty() {
+            body["ExposedPorts"] = Value::Object(exposed);
+        }
         if let Some(t) = self.stop_timeout {
             body["StopTimeout"] = json!(t);
         }
@@ -544,9 +592,118 @@ impl ContainerOptions {
     }
 }
 
+/// `PORT[-END][/PROTO]` as a list of `PORT/PROTO` keys.
+fn port_keys(spec: &str) -> Result<Vec<(u16, String)>, CliError> {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let bad = || {
+        usage(format!(
+            "invalid port {spec:?}: a port, or a range such as 8000-8010, with /tcp or /udp"
+        ))
+    };
+    if !matches!(proto, "tcp" | "udp") {
+        return Err(bad());
+    }
+    let num = |t: &str| t.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad);
+    let (a, b) = match ports.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(ports)?, num(ports)?),
+    };
+    if a > b {
+        return Err(bad());
+    }
+    Ok((a..=b).map(|p| (p, proto.to_string())).collect())
+}
+
+/// `--expose 80[-90][/proto]`.
+fn expose_spec(spec: &str) -> Result<Vec<String>, CliError> {
+    Ok(port_keys(spec)?.into_iter().map(|(p, proto)| format!("{p}/{proto}")).collect())
+}
+
+/// docker's `-p` forms: `PORT`, `HOSTPORT:PORT`, `IP:HOSTPORT:PORT`,
+/// `IP::PORT`, `[IPv6]:HOSTPORT:PORT`, each port a number or a range,
+/// `/udp` after the container port. Gives `PortBindings` and the ports
+/// they expose.
+/// `HostConfig.PortBindings` and `Config.ExposedPorts`.
+type Published = (Map<String, Value>, Map<String, Value>);
+
+fn publish_specs(specs: &[String]) -> Result<Published, CliError> {
+    let mut bindings = Map::new();
+    let mut exposed = Map::new();
+    for spec in specs {
+        let bad = |why: &str| usage(format!("invalid publish spec {spec:?}: {why}"));
+        let (ip, rest) = match spec.strip_prefix('[') {
+            Some(r) => {
+                let (ip, rest) = r.split_once("]:").ok_or_else(|| bad("an IPv6 address needs ]: after it"))?;
+                (ip.to_string(), rest.to_string())
+            }
+            None => {
+                let parts: Vec<&str> = spec.splitn(3, ':').collect();
+                match parts.as_slice() {
+                    [_] | [_, _] => (String::new(), spec.clone()),
+                    [ip, host, container] => (ip.to_string(), format!("{host}:{container}")),
+                    _ => return Err(bad("too many colons")),
+                }
+            }
+        };
+        if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad("the host IP is not an address"));
+        }
+        let (host, container) = match rest.rsplit_once(':') {
+            Some((h, c)) => (h.to_string(), c.to_string()),
+            None => (String::new(), rest.clone()),
+        };
+        let containers = port_keys(&container)?;
+        let hosts: Vec<String> = if host.is_empty() {
+            vec![String::new(); containers.len()]
+        } else {
+            let range = port_keys(&host)?;
+            if range.len() == containers.len() {
+                range.iter().map(|(p, _)| p.to_string()).collect()
+            } else if containers.len() == 1 {
+                // A host range for one port: any free port of the range.
+                vec![host.clone()]
+            } else {
+                return Err(bad("the host and container port ranges differ in size"));
+            }
+        };
+        for ((port, proto), host_port) in containers.iter().zip(hosts) {
+            let key = format!("{port}/{proto}");
+            exposed.insert(key.clone(), json!({}));
+            let list = bindings.entry(key).or_insert_with(|| json!([]));
+            if let Some(a) = list.as_array_mut() {
+                a.push(json!({ "HostIp": ip, "HostPort": host_port }));
+            }
+        }
+    }
+    Ok((bindings, exposed))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publish_specs_read_as_dockers() {
+        let (b, e) = publish_specs(&[
+            "8080:80".into(),
+            "127.0.0.1::53/udp".into(),
+            "[::1]:9000-9001:90-91".into(),
+            "7000".into(),
+        ])
+        .unwrap();
+        assert_eq!(b["80/tcp"], json!([{ "HostIp": "", "HostPort": "8080" }]));
+        assert_eq!(b["53/udp"], json!([{ "HostIp": "127.0.0.1", "HostPort": "" }]));
+        assert_eq!(b["91/tcp"], json!([{ "HostIp": "::1", "HostPort": "9001" }]));
+        assert_eq!(b["7000/tcp"], json!([{ "HostIp": "", "HostPort": "" }]));
+        assert_eq!(e.len(), 5);
+        let (b, _) = publish_specs(&["8000-8010:80".into()]).unwrap();
+        assert_eq!(b["80/tcp"][0]["HostPort"], "8000-8010");
+        assert!(publish_specs(&["1-3:80-81".into()]).is_err());
+        assert!(publish_specs(&["x:80".into()]).is_err());
+        assert!(publish_specs(&["80/sctp".into()]).is_err());
+        assert!(publish_specs(&["nothost:1:80".into()]).is_err());
+        assert_eq!(expose_spec("5000-5001/udp").unwrap(), vec!["5000/udp", "5001/udp"]);
+    }
 
     #[test]
     fn sizes_and_cpus_read_as_dockers() {

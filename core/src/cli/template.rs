@@ -64,7 +64,8 @@ enum Term {
     Var(String, Vec<String>),
     Func(String),
     Lit(Value),
-    Sub(Pipe),
+    /// `(pipeline)` and the fields chained after it: `(index .A 0).B`.
+    Sub(Pipe, Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,6 +77,8 @@ enum Tok {
     Pipe,
     Open,
     Close,
+    /// `.B` right after a `)`.
+    Chain(Vec<String>),
     Declare,
     Comma,
 }
@@ -157,7 +160,12 @@ fn lex(action: &str) -> Result<Vec<Tok>> {
             }
             '.' => {
                 let end = word_end(i + 1);
-                toks.push(Tok::Field(path(&chars[i..end].iter().collect::<String>())));
+                let p = path(&chars[i..end].iter().collect::<String>());
+                toks.push(if i > 0 && chars[i - 1] == ')' {
+                    Tok::Chain(p)
+                } else {
+                    Tok::Field(p)
+                });
                 i = end;
             }
             '$' => {
@@ -279,13 +287,19 @@ fn parse_pipe(toks: &[Tok], pos: &mut usize, declare: bool) -> Result<Pipe> {
                     return parse_err("unclosed left paren");
                 }
                 *pos += 1;
-                Term::Sub(sub)
+                match toks.get(*pos) {
+                    Some(Tok::Chain(p)) => {
+                        *pos += 1;
+                        Term::Sub(sub, p.clone())
+                    }
+                    _ => Term::Sub(sub, Vec::new()),
+                }
             }
             Tok::Field(p) => Term::Field(p.clone()),
             Tok::Var(n, p) => Term::Var(n.clone(), p.clone()),
             Tok::Ident(name) => Term::Func(name.clone()),
             Tok::Lit(v) => Term::Lit(v.clone()),
-            Tok::Declare | Tok::Comma => return parse_err("unexpected := or , in command"),
+            Tok::Declare | Tok::Comma | Tok::Chain(_) => return parse_err("unexpected := , or field in command"),
         };
         cmds.last_mut().expect("cmds starts with one command").push(term);
     }
@@ -538,11 +552,15 @@ impl Exec {
             }
             Term::Lit(v) => Ok(v.clone()),
             Term::Func(name) => call(name, Vec::new()),
-            Term::Sub(p) => {
+            Term::Sub(p, chain) => {
                 let mark = self.vars.len();
                 let v = self.pipe(p, dot);
                 self.vars.truncate(mark);
-                v
+                if chain.is_empty() {
+                    v
+                } else {
+                    field(v?, chain, &format!(".{}", chain.join(".")))
+                }
             }
         }
     }
@@ -745,6 +763,9 @@ mod tests {
         assert!(Template::parse("{{.Name").is_err());
         assert!(Template::parse("{{if .Name}}x").is_err());
         assert!(Template::parse("{{end}}").is_err());
+        let n = json!({"IPAM": {"Config": [{"Subnet": "10.0.0.0/24"}]}});
+        assert_eq!(render("{{(index .IPAM.Config 0).Subnet}}", &n), "10.0.0.0/24");
+        assert_eq!(render("{{len (index .IPAM.Config 0)}}", &n), "1");
     }
 
     #[test]

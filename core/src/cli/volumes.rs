@@ -60,7 +60,7 @@ pub enum VolumeCommand {
 }
 
 /// `KEY=VALUE` pairs as a JSON object.
-fn pairs(list: &[String], what: &str) -> Result<Map<String, Value>, CliError> {
+pub(crate) fn pairs(list: &[String], what: &str) -> Result<Map<String, Value>, CliError> {
     let mut m = Map::new();
     for p in list {
         let (k, v) = p
@@ -121,20 +121,12 @@ pub fn volume(api: &Api, cmd: VolumeCommand) -> Result<(), CliError> {
             }
         }
         VolumeCommand::Rm { force, names } => {
-            let mut failed = false;
             let q = if force { "?force=1" } else { "" };
-            for n in names {
-                match api.call("DELETE", &format!("/volumes/{}{q}", encode(&n)), None) {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                return Err(CliError::Exit(1));
-            }
+            super::for_each(&names, |n| {
+                api.call("DELETE", &format!("/volumes/{}{q}", encode(n)), None)?;
+                println!("{n}");
+                Ok(())
+            })?
         }
         VolumeCommand::Prune { force, filters } => {
             if !force && !super::confirm("WARNING! This will remove anonymous local volumes not used by at least one container.")? {

@@ -456,7 +456,7 @@ fn release(d: &Daemon, r: &Record, volumes: &[MountPoint], rootfs: bool) {
 }
 
 /// Start's work that blocks: mounts, bundle, monitor, runtime start.
-fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure> {
+fn start_blocking(d: &Arc<Daemon>, e: &Entry, by_policy: bool) -> Result<(), Failure> {
     let r = e.snapshot();
     let dir = d.containers.dir(&r.id);
     let graph = d.images.graph();
@@ -508,6 +508,8 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
             if let Err(err) = super::networks::join_all(d, e, &p) {
                 return Err(fail(&taken, err));
             }
+            // Answering before the container's first question.
+            super::networks::start_dns(d, e);
             Some(p)
         }
         Err(err) => return Err(fail(&taken, err)),
@@ -526,7 +528,11 @@ fn start_blocking(d: &Daemon, e: &Entry, by_policy: bool) -> Result<(), Failure>
         let primary = super::networks::primary(&r);
         std::fs::write(
             dir.join("hosts"),
-            spec::hosts_file(&hostname, &strings(&r.host_config["ExtraHosts"]), primary.as_ref().map(|(ip, gw)| (ip.as_str(), gw.as_str()))),
+            spec::hosts_file(
+                &hostname,
+                &strings(&r.host_config["ExtraHosts"]),
+                primary.as_ref().map(|(ip, gw)| (ip.as_str(), gw.as_str())),
+            ),
         )?;
         std::fs::write(dir.join("resolv.conf"), super::networks::resolv_conf(d, &r))
     };
@@ -662,7 +668,6 @@ async fn start_now(d: &Arc<Daemon>, e: Arc<Entry>, by_policy: bool) -> Result<St
         }
         return Err(err);
     }
-    super::networks::start_dns(d, &e);
     d.events.container("start", &e.snapshot(), &[]);
     watch(d.clone(), e.clone());
     Ok(StatusCode::NO_CONTENT)
@@ -1090,7 +1095,9 @@ pub fn list(d: &Daemon, all: bool, limit: Option<usize>, f: &std::collections::B
                     || d.images.resolve(v).is_ok_and(|i| i.id == r.image)
             })
             && any("volume", &|v| r.mounts.iter().any(|m| m.name == v || m.destination == v))
-            && any("network", &|v| r.networks.iter().any(|(name, ep)| name == v || ep.network_id.starts_with(v)))
+            && any("network", &|v| {
+                r.networks.iter().any(|(name, ep)| name == v || ep.network_id.starts_with(v))
+            })
             && f.get("label").is_none_or(|vals| {
                 vals.iter().all(|l| match l.split_once('=') {
                     Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),

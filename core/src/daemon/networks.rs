@@ -18,7 +18,7 @@ use crate::network::{dns, ports, Endpoint, Network, NetworkError, Published};
 
 pub fn failure(e: NetworkError) -> Failure {
     let status = match &e {
-        NetworkError::NotFound(_) => StatusCode::NOT_FOUND,
+        NetworkError::NotFound(_) | NetworkError::NoSuch(_) => StatusCode::NOT_FOUND,
         NetworkError::Conflict(_) => StatusCode::CONFLICT,
         NetworkError::Invalid(_) => StatusCode::BAD_REQUEST,
         NetworkError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -93,7 +93,9 @@ pub fn at_create(d: &Daemon, hc: &Value, networking: &Value) -> Result<BTreeMap<
     names.extend(configs.keys().filter(|k| **k != m).cloned());
     let mut out = BTreeMap::new();
     for key in &names {
-        let net = d.networks.find(key).map_err(failure)?;
+        // 400, not 404: the docker CLI takes a 404 from create for a
+        // missing image and goes to pull it.
+        let net = d.networks.find(key).map_err(|e| bad(e.to_string()))?;
         if out.contains_key(&net.name) {
             continue;
         }
@@ -107,7 +109,9 @@ pub fn at_create(d: &Daemon, hc: &Value, networking: &Value) -> Result<BTreeMap<
         out.insert(net.name.clone(), ep);
     }
     if out.len() > 1 && out.keys().any(|n| n == "host" || n == "none") {
-        return Err(bad("container cannot be disconnected from host network or connected to host network"));
+        return Err(bad(
+            "container cannot be disconnected from host network or connected to host network",
+        ));
     }
     Ok(out)
 }
@@ -123,7 +127,9 @@ fn endpoint_config(net: &Network, cfg: &Value) -> Result<Endpoint, Failure> {
     let v4 = cfg["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("").to_string();
     let v6 = cfg["IPAMConfig"]["IPv6Address"].as_str().unwrap_or("").to_string();
     if net.predefined() && !aliases.is_empty() {
-        return Err(bad("network-scoped alias is supported only for containers in user defined networks"));
+        return Err(bad(
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
     }
     if net.predefined() && (!v4.is_empty() || !v6.is_empty()) {
         return Err(bad("user specified IP address is supported on user defined networks only"));
@@ -167,6 +173,7 @@ fn ordered(r: &Record) -> Vec<String> {
 pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
     let r = e.snapshot();
     let mut joined: BTreeMap<String, Endpoint> = BTreeMap::new();
+    let mut routed = false;
     let undo = |joined: &mut BTreeMap<String, Endpoint>| {
         for ep in joined.values_mut() {
             d.networks.leave(&d.registry, ep);
@@ -181,7 +188,14 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
                 return Err(format!("network {name} not found"));
             }
         };
-        if let Err(err) = d.networks.join(&d.registry, &net, &mut ep, netns, &format!("eth{i}"), i == 0) {
+        // The first network that can route out gives the default route
+        // (as Docker, an internal network gives none).
+        let default_route = !routed && !net.internal;
+        routed |= default_route;
+        if let Err(err) = d
+            .networks
+            .join(&d.registry, &net, &mut ep, netns, &format!("eth{i}"), default_route)
+        {
             undo(&mut joined);
             return Err(format!("join network {name}: {err}"));
         }
@@ -410,7 +424,11 @@ pub fn settings(d: &Daemon, r: &Record) -> Value {
 /// host bindings while running (`null` when it has none).
 fn port_map(r: &Record) -> Value {
     let mut m = serde_json::Map::new();
-    for k in r.config["ExposedPorts"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+    for k in r.config["ExposedPorts"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         m.insert(k, Value::Null);
     }
     for p in &r.ports {
@@ -437,7 +455,11 @@ pub fn ports_list(r: &Record) -> Value {
                 "PublicPort": p.host_port, "Type": p.proto })
         })
         .collect();
-    for k in r.config["ExposedPorts"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+    for k in r.config["ExposedPorts"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
         if let Ok((port, proto)) = ports::parse_key(&k) {
             if !r.ports.iter().any(|p| p.container_port == port && p.proto == proto) {
                 out.push(json!({ "PrivatePort": port, "Type": proto }));
@@ -452,7 +474,11 @@ fn containers_on(d: &Daemon, net: &Network) -> Value {
     let mut out = serde_json::Map::new();
     for e in d.containers.all() {
         let r = e.snapshot();
-        for ep in r.networks.values().filter(|ep| ep.network_id == net.id && (ep.joined() || (r.state.running() && !net.has_addresses()))) {
+        for ep in r
+            .networks
+            .values()
+            .filter(|ep| ep.network_id == net.id && (ep.joined() || (r.state.running() && !net.has_addresses())))
+        {
             out.insert(
                 r.id.clone(),
                 json!({
@@ -490,7 +516,9 @@ fn list(d: &Daemon, f: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure>
                 && any("driver", &|v| n.driver == v)
                 && any("scope", &|v| v == "local")
                 && any("type", &|v| (v == "builtin") == n.predefined())
-                && any("dangling", &|v| matches!(v, "true" | "1") == (!n.predefined() && users(d, n).is_empty()))
+                && any("dangling", &|v| {
+                    matches!(v, "true" | "1") == (!n.predefined() && users(d, n).is_empty())
+                })
                 && f.get("label").is_none_or(|vals| {
                     vals.iter().all(|l| match l.split_once('=') {
                         Some((k, v)) => n.labels.get(k).map(String::as_str) == Some(v),
@@ -504,13 +532,32 @@ fn list(d: &Daemon, f: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure>
 }
 
 fn create(d: &Daemon, body: &[u8]) -> Result<Value, Failure> {
-    let req: crate::network::CreateRequest =
-        serde_json::from_slice(body).map_err(|e| bad(format!("invalid network create request: {e}")))?;
+    // Clients send null for what they leave out (the Python SDK does).
+    fn drop_nulls(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k, drop_nulls(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.into_iter().map(drop_nulls).collect()),
+            v => v,
+        }
+    }
+    let invalid = |e: serde_json::Error| bad(format!("invalid network create request: {e}"));
+    let v: Value = serde_json::from_slice(body).map_err(invalid)?;
+    let req: crate::network::CreateRequest = serde_json::from_value(drop_nulls(v)).map_err(invalid)?;
     let net = d.networks.create(&d.registry, req).map_err(failure)?;
     if let Err(e) = sync_firewall(d) {
         eprintln!("berthd: {e}");
     }
-    d.events.simple("network", "create", &net.id, &[("name", net.name.clone()), ("type", net.driver.clone())]);
+    d.events.simple(
+        "network",
+        "create",
+        &net.id,
+        &[("name", net.name.clone()), ("type", net.driver.clone())],
+    );
     Ok(json!({ "Id": net.id, "Warning": "" }))
 }
 
@@ -519,20 +566,33 @@ fn remove(d: &Daemon, key: &str) -> Result<(), Failure> {
     if !users(d, &net).is_empty() {
         return Err((
             StatusCode::FORBIDDEN,
-            format!("error while removing network: network {} id {} has active endpoints", net.name, net.id),
+            format!(
+                "error while removing network: network {} id {} has active endpoints",
+                net.name, net.id
+            ),
         ));
     }
     let net = d.networks.remove(&d.registry, &net.id).map_err(failure)?;
     if let Err(e) = sync_firewall(d) {
         eprintln!("berthd: {e}");
     }
-    d.events.simple("network", "destroy", &net.id, &[("name", net.name.clone()), ("type", net.driver.clone())]);
+    d.events.simple(
+        "network",
+        "destroy",
+        &net.id,
+        &[("name", net.name.clone()), ("type", net.driver.clone())],
+    );
     Ok(())
 }
 
 fn prune(d: &Daemon, f: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure> {
     super::only_filters(f, &["label", "until"]).map_err(bad)?;
-    let until = f.get("until").and_then(|v| v.first()).map(|u| crate::time::parse_until(u)).transpose().map_err(bad)?;
+    let until = f
+        .get("until")
+        .and_then(|v| v.first())
+        .map(|u| crate::time::parse_until(u))
+        .transpose()
+        .map_err(bad)?;
     let mut deleted = Vec::new();
     for n in d.networks.all() {
         let labelled = f.get("label").is_none_or(|vals| {
@@ -542,7 +602,11 @@ fn prune(d: &Daemon, f: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure
             })
         });
         let old = until.is_none_or(|u| crate::time::parse_secs(&n.created) < u);
-        let referenced = d.containers.all().iter().any(|e| e.record().networks.values().any(|ep| ep.network_id == n.id));
+        let referenced = d
+            .containers
+            .all()
+            .iter()
+            .any(|e| e.record().networks.values().any(|ep| ep.network_id == n.id));
         if n.predefined() || !labelled || !old || referenced {
             continue;
         }
@@ -570,7 +634,9 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
         ));
     }
     if !net.has_addresses() || r.networks.keys().any(|n| n == "host" || n == "none") || mode(&r.host_config).starts_with("container:") {
-        return Err(bad("container cannot be disconnected from host network or connected to host network"));
+        return Err(bad(
+            "container cannot be disconnected from host network or connected to host network",
+        ));
     }
     let mut ep = endpoint_config(&net, &v["EndpointConfig"])?;
     if r.state.running() {
@@ -578,6 +644,11 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
             return Err(bad("the container has no network namespace of its own"));
         };
         let used = r.networks.values().filter(|ep| ep.joined()).count();
+        let routed = r
+            .networks
+            .values()
+            .filter(|ep| ep.joined())
+            .any(|ep| d.networks.find(&ep.network_id).is_ok_and(|n| !n.internal));
         // The next ethN not taken (a disconnect may have left a gap).
         let mut nl = berth_net::netlink::Netlink::in_namespace(&netns).map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let ifname = (used..)
@@ -585,7 +656,7 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
             .find(|n| nl.index(n).is_err())
             .expect("an unused interface name");
         d.networks
-            .join(&d.registry, &net, &mut ep, &netns, &ifname, used == 0)
+            .join(&d.registry, &net, &mut ep, &netns, &ifname, !routed && !net.internal)
             .map_err(failure)?;
     }
     d.containers
@@ -601,7 +672,16 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
         }
         start_dns(d, &e);
     }
-    d.events.simple("network", "connect", &net.id, &[("container", r.id.clone()), ("name", net.name.clone()), ("type", net.driver.clone())]);
+    d.events.simple(
+        "network",
+        "connect",
+        &net.id,
+        &[
+            ("container", r.id.clone()),
+            ("name", net.name.clone()),
+            ("type", net.driver.clone()),
+        ],
+    );
     Ok(())
 }
 
@@ -614,14 +694,21 @@ fn disconnect(d: &Daemon, key: &str, body: &[u8]) -> Result<(), Failure> {
         .find(v["Container"].as_str().unwrap_or_default())
         .map_err(super::containers::failure)?;
     let r = e.snapshot();
-    let Some((name, mut ep)) = r.networks.iter().find(|(_, ep)| ep.network_id == net.id).map(|(n, ep)| (n.clone(), ep.clone())) else {
+    let Some((name, mut ep)) = r
+        .networks
+        .iter()
+        .find(|(_, ep)| ep.network_id == net.id)
+        .map(|(n, ep)| (n.clone(), ep.clone()))
+    else {
         return Err((
             StatusCode::FORBIDDEN,
             format!("container {} is not connected to network {}", r.id, net.name),
         ));
     };
     if net.name == "host" && r.state.running() {
-        return Err(bad("container cannot be disconnected from host network or connected to host network"));
+        return Err(bad(
+            "container cannot be disconnected from host network or connected to host network",
+        ));
     }
     d.networks.leave(&d.registry, &mut ep);
     d.containers
@@ -629,7 +716,16 @@ fn disconnect(d: &Daemon, key: &str, body: &[u8]) -> Result<(), Failure> {
             r.networks.remove(&name);
         })
         .map_err(super::containers::failure)?;
-    d.events.simple("network", "disconnect", &net.id, &[("container", r.id.clone()), ("name", net.name.clone()), ("type", net.driver.clone())]);
+    d.events.simple(
+        "network",
+        "disconnect",
+        &net.id,
+        &[
+            ("container", r.id.clone()),
+            ("name", net.name.clone()),
+            ("type", net.driver.clone()),
+        ],
+    );
     Ok(())
 }
 

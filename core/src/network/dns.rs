@@ -132,8 +132,12 @@ pub fn nameservers(resolv_conf: &str) -> Vec<IpAddr> {
 /// Asks the upstreams in turn; the first answer wins.
 async fn forward(query: &[u8], upstreams: &[IpAddr]) -> Vec<u8> {
     for server in upstreams {
-        let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().expect("a literal address");
-        let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else { continue };
+        let bind: SocketAddr = if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .expect("a literal address");
+        let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
+            continue;
+        };
         if sock.send_to(query, SocketAddr::new(*server, 53)).await.is_err() {
             continue;
         }

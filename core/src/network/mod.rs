@@ -35,6 +35,9 @@ pub const DEFAULT_SUBNET: &str = "172.17.0.0/16";
 pub enum NetworkError {
     #[error("network {0} not found")]
     NotFound(String),
+    /// Something else not found, said in full.
+    #[error("{0}")]
+    NoSuch(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -63,7 +66,7 @@ fn from_ipam(e: berth_net::ipam::IpamError) -> NetworkError {
 fn from_driver(e: berth_plugin::DriverError) -> NetworkError {
     use berth_plugin::DriverError::*;
     match e {
-        NotFound { .. } => NetworkError::NotFound(e.to_string()),
+        NotFound { .. } => NetworkError::NoSuch(e.to_string()),
         Conflict { .. } => NetworkError::Conflict(e.to_string()),
         InvalidArgument { .. } => NetworkError::Invalid(e.to_string()),
         _ => NetworkError::Internal(e.to_string()),
@@ -245,8 +248,8 @@ pub struct Networks {
 /// Checks a network name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 fn valid_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    let ok =
+        chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if ok {
         Ok(())
     } else {
@@ -345,9 +348,16 @@ impl Networks {
 
     fn make(&self, registry: &Registry, req: CreateRequest, predefined: bool) -> Result<Network> {
         valid_name(&req.name)?;
-        let driver_name = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        let driver_name = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
         if !predefined {
-            if PREDEFINED.iter().any(|(n, d)| *n == req.name || (*d == driver_name && *d != "bridge")) {
+            if PREDEFINED
+                .iter()
+                .any(|(n, d)| *n == req.name || (*d == driver_name && *d != "bridge"))
+            {
                 return Err(NetworkError::Forbidden(if PREDEFINED.iter().any(|(n, _)| *n == req.name) {
                     format!("{} is a pre-defined network and cannot be created", req.name)
                 } else {
@@ -360,8 +370,13 @@ impl Networks {
         }
         let driver = registry
             .network(&driver_name)
-            .map_err(|_| NetworkError::NotFound(format!("plugin \"{driver_name}\" (network driver)")))?;
-        if let Some(d) = req.ipam.as_ref().map(|i| i.driver.as_str()).filter(|d| !d.is_empty() && *d != "default") {
+            .map_err(|_| NetworkError::NoSuch(format!("plugin \"{driver_name}\" not found (no such network driver)")))?;
+        if let Some(d) = req
+            .ipam
+            .as_ref()
+            .map(|i| i.driver.as_str())
+            .filter(|d| !d.is_empty() && *d != "default")
+        {
             return Err(NetworkError::Invalid(format!("IPAM driver {d:?} is not supported (default)")));
         }
         let id = crate::container::new_id();
@@ -495,7 +510,15 @@ impl Networks {
     /// Puts a container's namespace (`sandbox`) on `net` as interface
     /// `ifname`: an address, the driver's endpoint, its join. `ep` is
     /// filled in with what it got; on failure nothing is left taken.
-    pub fn join(&self, registry: &Registry, net: &Network, ep: &mut Endpoint, sandbox: &Path, ifname: &str, default_route: bool) -> Result<()> {
+    pub fn join(
+        &self,
+        registry: &Registry,
+        net: &Network,
+        ep: &mut Endpoint,
+        sandbox: &Path,
+        ifname: &str,
+        default_route: bool,
+    ) -> Result<()> {
         use berth_plugin::network::{CreateEndpointRequest, EndpointInterface, JoinRequest};
         if !net.has_addresses() {
             return Ok(());
@@ -510,7 +533,10 @@ impl Networks {
             .map_err(from_ipam)?;
         let v6 = net.subnet_v6().filter(|_| net.enable_ipv6);
         let ip6 = match v6 {
-            Some(s) => match self.ipam.request_address(&s, Some(ep.ipv6_requested.as_str()).filter(|s| !s.is_empty())) {
+            Some(s) => match self
+                .ipam
+                .request_address(&s, Some(ep.ipv6_requested.as_str()).filter(|s| !s.is_empty()))
+            {
                 Ok(a) => Some((s, a)),
                 Err(e) => {
                     let _ = self.ipam.release_address(&v4, ip);

@@ -76,7 +76,11 @@ pub fn wanted(config: &Value, host_config: &Value) -> Result<Vec<Wanted>, String
         }
     }
     if host_config["PublishAllPorts"].as_bool().unwrap_or(false) {
-        for key in config["ExposedPorts"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
+        for key in config["ExposedPorts"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+        {
             let (container_port, proto) = parse_key(&key)?;
             if !out.iter().any(|w| w.container_port == container_port && w.proto == proto) {
                 out.push(Wanted {

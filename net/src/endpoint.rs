@@ -1,0 +1,110 @@
+//! What the drivers share about an endpoint's interface: the address and
+//! MAC text of the plugin protocol, Docker's MAC derivation, configuring
+//! the interface once it is inside the sandbox, and the state file each
+//! driver keeps its networks and endpoints in.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use berth_plugin::error::{DriverError, Result};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::netlink::Netlink;
+
+pub(crate) fn driver_err(e: std::io::Error) -> DriverError {
+    DriverError::Driver(e.to_string())
+}
+
+pub(crate) fn invalid(what: &str, reason: impl Into<String>) -> DriverError {
+    DriverError::InvalidArgument {
+        what: what.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// `02:42:` and the IPv4 address, as Docker derives a container's MAC.
+pub fn mac_of(ip: IpAddr) -> String {
+    let o = match ip {
+        IpAddr::V4(v) => v.octets(),
+        IpAddr::V6(v) => {
+            let o = v.octets();
+            [o[12], o[13], o[14], o[15]]
+        }
+    };
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+pub(crate) fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let parts: Vec<u8> = s.split(':').filter_map(|p| u8::from_str_radix(p, 16).ok()).collect();
+    parts
+        .try_into()
+        .map_err(|_| invalid("mac address", format!("{s:?} is not six hex bytes")))
+}
+
+pub(crate) fn parse_cidr(s: &str) -> Result<(IpAddr, u8)> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| invalid("address", format!("{s:?} needs a prefix length")))?;
+    let a: IpAddr = a.parse().map_err(|_| invalid("address", format!("{s:?}")))?;
+    let p: u8 = p.parse().map_err(|_| invalid("address", format!("{s:?}")))?;
+    Ok((a, p))
+}
+
+/// Finishes an interface already moved into the sandbox at `sandbox`:
+/// its MAC, up, its address (`ADDR/PREFIX`) and, when asked, the
+/// default route through `gateway`.
+pub(crate) fn configure(sandbox: &Path, ifname: &str, mac: &str, address: &str, gateway: Option<IpAddr>) -> std::io::Result<()> {
+    let other = |e: DriverError| std::io::Error::other(e.to_string());
+    let mut inner = Netlink::in_namespace(sandbox)?;
+    let (ip, prefix) = parse_cidr(address).map_err(other)?;
+    inner.set_link(ifname, None, Some(parse_mac(mac).map_err(other)?), true)?;
+    inner.add_address(ifname, ip, prefix)?;
+    if let Some(gw) = gateway {
+        inner.add_default_route(gw)?;
+    }
+    Ok(())
+}
+
+/// A driver's state, kept in one JSON file written atomically on change.
+pub(crate) struct StateFile<T> {
+    path: PathBuf,
+    state: Mutex<T>,
+}
+
+impl<T: Serialize + DeserializeOwned + Default> StateFile<T> {
+    /// Opens (or starts) `<home>/state.json`.
+    pub(crate) fn open(home: &Path) -> Result<StateFile<T>> {
+        std::fs::create_dir_all(home).map_err(|e| DriverError::io("create", home, e))?;
+        let path = home.join("state.json");
+        let state = match std::fs::read(&path) {
+            Ok(t) => serde_json::from_slice(&t).map_err(|e| DriverError::Driver(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => T::default(),
+            Err(e) => return Err(DriverError::io("read", &path, e)),
+        };
+        Ok(StateFile {
+            path,
+            state: Mutex::new(state),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn save(&self, s: &T) -> Result<()> {
+        let text = serde_json::to_vec_pretty(s).map_err(|e| DriverError::Driver(e.to_string()))?;
+        berth_fs::atomic::write(&self.path, &text).map_err(|e| DriverError::io("write", &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn macs_derive_from_addresses() {
+        assert_eq!(super::mac_of("172.17.0.2".parse().unwrap()), "02:42:ac:11:00:02");
+        assert_eq!(super::parse_mac("02:42:ac:11:00:02").unwrap(), [2, 0x42, 0xac, 0x11, 0, 2]);
+        assert!(super::parse_mac("02:42").is_err());
+    }
+}
