@@ -7,10 +7,10 @@ use berth_plugin::Registry;
 
 /// A registry holding every built-in driver, storage drivers keeping their
 /// data under `data_root`.
-pub fn builtin_registry(data_root: &Path) -> berth_plugin::error::Result<Registry> {
+pub fn builtin_registry(data_root: &Path, cluster: Option<&berth_net::overlay::Cluster>) -> berth_plugin::error::Result<Registry> {
     let mut registry = Registry::new();
     berth_fs::register_builtin(&mut registry, data_root)?;
-    berth_net::register_builtin(&mut registry, &data_root.join("networks"))?;
+    berth_net::register_builtin(&mut registry, &data_root.join("networks"), cluster)?;
     Ok(registry)
 }
 
@@ -19,7 +19,7 @@ mod tests {
     #[test]
     fn builtin_drivers_are_registered() {
         let dir = tempfile::tempdir().unwrap();
-        let r = super::builtin_registry(dir.path()).unwrap();
+        let r = super::builtin_registry(dir.path(), None).unwrap();
         assert!(r.network("null").is_ok());
         assert!(r.network("bridge").is_ok());
         assert!(r.network("host").is_ok());

@@ -119,6 +119,12 @@ impl Subnet {
         self.width() == other.width() && a <= d && c <= b
     }
 
+    /// How many addresses it spans (saturating for the widest IPv6 ones).
+    pub fn size(&self) -> u128 {
+        let (lo, hi) = self.span();
+        (hi - lo).saturating_add(1)
+    }
+
     /// The `n`th address of the subnet (0 is the network address).
     pub fn nth(&self, n: u128) -> Option<IpAddr> {
         let (lo, hi) = self.span();

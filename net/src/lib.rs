@@ -5,6 +5,7 @@
 
 pub mod bridge;
 pub mod endpoint;
+pub mod etcd;
 pub mod firewall;
 pub mod host;
 pub mod ipam;
@@ -12,6 +13,7 @@ pub mod macvlan;
 pub mod netlink;
 pub mod netns;
 pub mod none;
+pub mod overlay;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,14 +21,18 @@ use std::sync::Arc;
 use berth_plugin::{Registry, Transport};
 
 /// Registers every built-in network driver; drivers with state keep it
-/// under `home` and make links in the caller's network namespace.
-pub fn register_builtin(registry: &mut Registry, home: &Path) -> berth_plugin::error::Result<()> {
+/// under `home` and make links in the caller's network namespace; the
+/// overlay driver shares networks through `cluster` (without one it
+/// refuses to create networks).
+pub fn register_builtin(registry: &mut Registry, home: &Path, cluster: Option<&overlay::Cluster>) -> berth_plugin::error::Result<()> {
     registry.register_network(none::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
     registry.register_network(host::NAME, Arc::new(stateless::StatelessDriver), Transport::Builtin)?;
     let bridge = bridge::BridgeDriver::new(&home.join(bridge::NAME), None)?;
     registry.register_network(bridge::NAME, Arc::new(bridge), Transport::Builtin)?;
     let macvlan = macvlan::MacvlanDriver::new(&home.join(macvlan::NAME), None)?;
     registry.register_network(macvlan::NAME, Arc::new(macvlan), Transport::Builtin)?;
+    let overlay = overlay::OverlayDriver::new(&home.join(overlay::NAME), None, cluster)?;
+    registry.register_network(overlay::NAME, Arc::new(overlay), Transport::Builtin)?;
     Ok(())
 }
 

@@ -22,6 +22,19 @@ const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_DELNEIGH: u16 = 29;
+const NLM_F_REPLACE: u16 = 0x100;
+const NLM_F_APPEND: u16 = 0x800;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NUD_PERMANENT: u16 = 0x80;
+const NTF_SELF: u8 = 0x02;
+const IFLA_VXLAN_ID: u16 = 1;
+const IFLA_VXLAN_LOCAL: u16 = 4;
+const IFLA_VXLAN_LEARNING: u16 = 7;
+const IFLA_VXLAN_PROXY: u16 = 11;
+const IFLA_VXLAN_PORT: u16 = 15;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINK: u16 = 5;
@@ -283,6 +296,76 @@ impl Netlink {
             .end()
             .end();
         self.call(&mut m, &format!("create vlan {name}")).map(drop)
+    }
+
+    /// A VXLAN link `name` for `vni`, sending from `local` to UDP `port`,
+    /// learning nothing (remote endpoints are programmed) and answering
+    /// ARP from its neighbour table (`proxy`).
+    pub fn add_vxlan(&mut self, name: &str, vni: u32, local: std::net::Ipv4Addr, port: u16, mtu: Option<u32>) -> io::Result<()> {
+        let mut m = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifinfo(0, 0, 0));
+        m.str_attr(IFLA_IFNAME, name);
+        if let Some(mtu) = mtu {
+            m.attr(IFLA_MTU, &mtu.to_ne_bytes());
+        }
+        m.begin(IFLA_LINKINFO)
+            .str_attr(IFLA_INFO_KIND, "vxlan")
+            .begin(IFLA_INFO_DATA)
+            .attr(IFLA_VXLAN_ID, &vni.to_ne_bytes())
+            .attr(IFLA_VXLAN_LOCAL, &local.octets())
+            .attr(IFLA_VXLAN_PORT, &port.to_be_bytes())
+            .attr(IFLA_VXLAN_LEARNING, &[0])
+            .attr(IFLA_VXLAN_PROXY, &[1])
+            .end()
+            .end();
+        self.call(&mut m, &format!("create vxlan {name}")).map(drop)
+    }
+
+    /// `struct ndmsg` for a neighbour or FDB entry on link `index`.
+    fn ndmsg(family: u8, index: i32, flags: u8) -> [u8; 12] {
+        let mut b = [0u8; 12];
+        b[0] = family;
+        b[4..8].copy_from_slice(&index.to_ne_bytes());
+        b[8..10].copy_from_slice(&NUD_PERMANENT.to_ne_bytes());
+        b[10] = flags;
+        b
+    }
+
+    /// A forwarding-database entry on VXLAN link `dev`: frames for `mac`
+    /// go to the VTEP `dst` (all-zero MAC: floods go there too).
+    pub fn set_fdb(&mut self, dev: &str, mac: [u8; 6], dst: IpAddr, present: bool) -> io::Result<()> {
+        let index = self.index(dev)?;
+        let fixed = Self::ndmsg(libc::AF_BRIDGE as u8, index, NTF_SELF);
+        let mut m = if present {
+            Message::new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, &fixed)
+        } else {
+            Message::new(RTM_DELNEIGH, 0, &fixed)
+        };
+        m.attr(NDA_LLADDR, &mac).attr(NDA_DST, &ip_bytes(dst).1);
+        match self.call(&mut m, &format!("fdb entry on {dev}")) {
+            Err(e) if !present && e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) if present && e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
+    /// A permanent neighbour entry on `dev`: `ip` is at `mac`.
+    pub fn set_neighbour(&mut self, dev: &str, ip: IpAddr, mac: [u8; 6], present: bool) -> io::Result<()> {
+        let index = self.index(dev)?;
+        let (family, bytes) = ip_bytes(ip);
+        let fixed = Self::ndmsg(family, index, 0);
+        let mut m = if present {
+            Message::new(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, &fixed)
+        } else {
+            Message::new(RTM_DELNEIGH, 0, &fixed)
+        };
+        m.attr(NDA_DST, &bytes);
+        if present {
+            m.attr(NDA_LLADDR, &mac);
+        }
+        match self.call(&mut m, &format!("neighbour {ip} on {dev}")) {
+            Err(e) if !present && e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r.map(drop),
+        }
     }
 
     /// Sets a link's master (a bridge), MAC and up state; `None` leaves each.

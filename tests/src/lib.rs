@@ -347,14 +347,22 @@ pub fn mount_overlay(target: &Path, options: &str, read_only: bool) -> Mounted {
 pub struct Berthd {
     child: std::process::Child,
     dir: tempfile::TempDir,
+    /// Flags given on every start.
+    flags: Vec<String>,
 }
 
 impl Berthd {
     /// Starts berthd and waits until it answers /_ping.
     pub fn start() -> Result<Berthd> {
+        Self::start_with(&[])
+    }
+
+    /// Starts berthd with more `flags` (kept for restarts).
+    pub fn start_with(flags: &[&str]) -> Result<Berthd> {
         let dir = tempfile::tempdir()?;
-        let child = Self::spawn(dir.path())?;
-        let mut d = Berthd { child, dir };
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let child = Self::spawn(dir.path(), &flags)?;
+        let mut d = Berthd { child, dir, flags };
         d.wait_ready()?;
         Ok(d)
     }
@@ -364,11 +372,11 @@ impl Berthd {
     pub fn restart(&mut self) -> Result<()> {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::spawn(self.dir.path())?;
+        self.child = Self::spawn(self.dir.path(), &self.flags)?;
         self.wait_ready()
     }
 
-    fn spawn(dir: &Path) -> Result<std::process::Child> {
+    fn spawn(dir: &Path, flags: &[String]) -> Result<std::process::Child> {
         let socket = dir.join("berth.sock");
         let netns = dir.join("netns");
         if !is_namespace(&netns) {
@@ -386,6 +394,7 @@ impl Berthd {
             .arg(dir.join("run"))
             .arg("--resolv-conf")
             .arg(dir.join("resolv.conf"))
+            .args(flags)
             .spawn()?)
     }
 
@@ -458,7 +467,12 @@ impl Berthd {
 
     /// Starts berthd with the busybox image loaded as `busybox:latest`.
     pub fn with_busybox() -> Result<Berthd> {
-        let d = Berthd::start()?;
+        Self::with_busybox_and(&[])
+    }
+
+    /// [`Berthd::with_busybox`] with more `flags`.
+    pub fn with_busybox_and(flags: &[&str]) -> Result<Berthd> {
+        let d = Berthd::start_with(flags)?;
         let archive = d.dir.path().join("busybox.tar");
         busybox_docker_archive(&archive, &["busybox:latest"])?;
         let o = d.berth().arg("load").arg("-i").arg(&archive).output()?;

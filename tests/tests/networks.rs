@@ -152,7 +152,7 @@ fn bridge_networks_reach_resolve_and_isolate() {
         &d,
         &[
             "run", "--rm", "--network", "back", "--ip", "10.77.0.9", "busybox", "sh", "-c",
-            &format!("ip -4 -o addr show eth0; ip route | grep default; wget -T 2 -qO- http://{web_ip}/hostname || echo isolated; nslookup web 127.0.0.11 >/dev/null || echo unknown"),
+            &format!("ip -4 -o addr show eth0; ip route | grep default; timeout 2 wget -qO- http://{web_ip}/hostname || echo isolated; nslookup web 127.0.0.11 >/dev/null || echo unknown"),
         ],
     );
     let s = out(&o);
@@ -303,8 +303,8 @@ fn published_ports_are_reached_from_the_host_and_beyond() {
     let short = &id[..12];
     for p in [8080, loopback_port, random_port] {
         let o = d
-            .on_host("wget")
-            .args(["-T", "3", "-qO-", &format!("http://127.0.0.1:{p}/hostname")])
+            .on_host("timeout")
+            .args(["3", "wget", "-qO-", &format!("http://127.0.0.1:{p}/hostname")])
             .output()
             .unwrap();
         assert_eq!(out(&o), short, "port {p}: {}", text(&o));
@@ -312,15 +312,15 @@ fn published_ports_are_reached_from_the_host_and_beyond() {
     // From another machine: a namespace joined to the host by a veth.
     let n = Neighbour::new(&d, dir.path(), "vtest0", "192.0.2.2", "192.0.2.1");
     let o = n
-        .run("wget")
-        .args(["-T", "3", "-qO-", "http://192.0.2.1:8080/hostname"])
+        .run("timeout")
+        .args(["3", "wget", "-qO-", "http://192.0.2.1:8080/hostname"])
         .output()
         .unwrap();
     assert_eq!(out(&o), short, "{}", text(&o));
     // The port bound to 127.0.0.1 is not offered outside.
     let o = n
-        .run("wget")
-        .args(["-T", "2", "-qO-", &format!("http://192.0.2.1:{loopback_port}/hostname")])
+        .run("timeout")
+        .args(["2", "wget", "-qO-", &format!("http://192.0.2.1:{loopback_port}/hostname")])
         .output()
         .unwrap();
     assert!(!o.status.success(), "{}", text(&o));
@@ -337,8 +337,8 @@ fn published_ports_are_reached_from_the_host_and_beyond() {
     assert!(!rules.contains("dport 8080"), "{rules}");
     ok(d.docker().args(["start", "web"]));
     eventually(10, "the port back", || {
-        d.on_host("wget")
-            .args(["-T", "1", "-qO-", "http://127.0.0.1:8080/hostname"])
+        d.on_host("timeout")
+            .args(["1", "wget", "-qO-", "http://127.0.0.1:8080/hostname"])
             .output()
             .unwrap()
             .stdout
@@ -452,8 +452,8 @@ fn kill_9_of_berthd_keeps_networking_and_leaks_nothing() {
     );
     assert_eq!(out(&o), short, "{}", text(&o));
     let o = d
-        .on_host("wget")
-        .args(["-T", "3", "-qO-", "http://127.0.0.1:9090/hostname"])
+        .on_host("timeout")
+        .args(["3", "wget", "-qO-", "http://127.0.0.1:9090/hostname"])
         .output()
         .unwrap();
     assert_eq!(out(&o), short, "{}", text(&o));
@@ -634,8 +634,8 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
     assert!(s.contains("default via 192.168.60.1"), "{s}");
     // The segment reaches the container directly, with its own MAC.
     let o = router
-        .run("wget")
-        .args(["-T", "3", "-qO-", "http://192.168.60.10/hostname"])
+        .run("timeout")
+        .args(["3", "wget", "-qO-", "http://192.168.60.10/hostname"])
         .output()
         .unwrap();
     assert_eq!(out(&o), short, "{}", text(&o));
@@ -707,7 +707,7 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
             "busybox",
             "sh",
             "-c",
-            "ping -c1 -W2 192.168.70.1 >/dev/null && echo router; wget -T 2 -qO- http://192.168.70.10/hostname || echo apart",
+            "ping -c1 -W2 192.168.70.1 >/dev/null && echo router; timeout 2 wget -qO- http://192.168.70.10/hostname || echo apart",
         ],
     );
     assert_eq!(out(&o), "router\napart", "private: no traffic between siblings: {}", text(&o));
@@ -784,11 +784,169 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
     ]));
     let v1 = ok(d.docker().args(["inspect", "-f", "{{.Id}}", "v1"]))[..12].to_string();
     let o = router
-        .run("wget")
-        .args(["-T", "3", "-qO-", "http://192.168.60.20/hostname"])
+        .run("timeout")
+        .args(["3", "wget", "-qO-", "http://192.168.60.20/hostname"])
         .output()
         .unwrap();
     assert_eq!(out(&o), v1, "{}", text(&o));
     ok(d.docker().args(["rm", "-f", "v1"]));
     ok(d.docker().args(["network", "rm", "vepa"]));
+}
+
+/// etcd in a namespace of its own; killed when dropped.
+struct EtcdServer(std::process::Child);
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn overlay_networks_span_three_hosts() {
+    if !berth_tests::require_root("overlay_networks_span_three_hosts")
+        || !berth_tests::require("overlay_networks_span_three_hosts", which("etcd"), "etcd (Debian's etcd-server)")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The "switch": a namespace with a bridge the hosts hang on, and the
+    // one etcd on that network.
+    let switch = dir.path().join("switch");
+    berth_net::netns::create(&switch).unwrap();
+    struct Pin(std::path::PathBuf);
+    impl Drop for Pin {
+        fn drop(&mut self) {
+            let _ = berth_net::netns::remove(&self.0);
+        }
+    }
+    let _switch_pin = Pin(switch.clone());
+    let on_switch = |program: &str| berth_tests::in_netns(&switch, program);
+    ok(on_switch("ip").args(["link", "add", "sw0", "type", "bridge"]));
+    ok(on_switch("ip").args(["addr", "add", "10.99.0.100/24", "dev", "sw0"]));
+    ok(on_switch("ip").args(["link", "set", "sw0", "up"]));
+    let etcd = EtcdServer(
+        on_switch("etcd")
+            .args(["--data-dir", &dir.path().join("etcd").display().to_string()])
+            .args([
+                "--listen-client-urls",
+                "http://10.99.0.100:2379",
+                "--advertise-client-urls",
+                "http://10.99.0.100:2379",
+            ])
+            .args(["--listen-peer-urls", "http://127.0.0.1:2380"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("etcd.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // Serving, not only listening: a write goes through.
+    eventually(60, "etcd to serve", || {
+        berth_net::netns::run_in(&switch, || berth_net::etcd::Etcd::new("10.99.0.100:2379")?.put("/probe", b"1")).is_ok()
+    });
+    let hosts: Vec<Berthd> = (1..=3)
+        .map(|i| {
+            let ip = format!("10.99.0.{i}");
+            let d = Berthd::with_busybox_and(&["--cluster-store", "etcd://10.99.0.100:2379", "--cluster-advertise", &ip]).unwrap();
+            // Host i on the switch: a veth from the switch into its namespace.
+            let port = format!("port{i}");
+            ok(on_switch("ip").args(["link", "add", &port, "type", "veth", "peer", "name", "uplink"]));
+            ok(on_switch("ip").args(["link", "set", "uplink", "netns", &d.netns().display().to_string()]));
+            ok(on_switch("ip").args(["link", "set", &port, "master", "sw0", "up"]));
+            ok(d.on_host("ip").args(["addr", "add", &format!("{ip}/24"), "dev", "uplink"]));
+            ok(d.on_host("ip").args(["link", "set", "uplink", "up"]));
+            eventually(30, "the host to reach etcd", || {
+                berth_net::netns::run_in(&d.netns(), || berth_net::etcd::Etcd::new("10.99.0.100:2379")?.get("/probe")).is_ok()
+            });
+            d
+        })
+        .collect();
+    // Made on one host, seen on all.
+    ok(hosts[0].docker().args(["network", "create", "-d", "overlay", "--attachable", "ov"]));
+    for h in &hosts {
+        let ls = || {
+            ok(h.docker()
+                .args(["network", "ls", "--filter", "driver=overlay", "--format", "{{.Name}} {{.Scope}}"]))
+        };
+        eventually(10, "the network on every host", || ls() == "ov global");
+    }
+    let subnet = ok(hosts[1]
+        .docker()
+        .args(["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "ov"]));
+    assert_eq!(subnet, "10.0.0.0/24");
+    // A web server on hosts 1 and 2, a client on host 3.
+    let mut ids = Vec::new();
+    for (i, h) in hosts.iter().take(2).enumerate() {
+        let name = format!("web{}", i + 1);
+        let id = ok(h.docker().args([
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            "ov",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ]));
+        ids.push(id[..12].to_string());
+    }
+    let ip1 = ok(hosts[0]
+        .docker()
+        .args(["inspect", "-f", "{{.NetworkSettings.Networks.ov.IPAddress}}", "web1"]));
+    let ip2 = ok(hosts[1]
+        .docker()
+        .args(["inspect", "-f", "{{.NetworkSettings.Networks.ov.IPAddress}}", "web2"]));
+    assert_ne!(ip1, ip2, "one address space across hosts");
+    let script = format!("timeout 3 wget -qO- http://web1/hostname; timeout 3 wget -qO- http://{ip2}/hostname; timeout 3 wget -qO- http://web2/hostname; ping -c1 -W2 web1 >/dev/null && echo pinged");
+    let o = hosts[2]
+        .docker()
+        .args(["run", "--rm", "--network", "ov", "busybox", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out(&o),
+        format!("{}\n{}\n{}\npinged", ids[0], ids[1], ids[1]),
+        "{}\n{}",
+        text(&o),
+        hosts[2].log()
+    );
+    // Host 1 has host 2's endpoint programmed: its MAC behind host 2's VTEP,
+    // its IP at that MAC.
+    let mac2 = ok(hosts[1]
+        .docker()
+        .args(["inspect", "-f", "{{.NetworkSettings.Networks.ov.MacAddress}}", "web2"]));
+    let net_id = ok(hosts[0].docker().args(["network", "inspect", "-f", "{{.Id}}", "ov"]));
+    let vx = format!("vx-{}", &net_id[..10]);
+    let fdb = ok(hosts[0].on_host("bridge").args(["fdb", "show", "dev", &vx]));
+    assert!(fdb.contains(&format!("{mac2} dst 10.99.0.2")), "{fdb}");
+    let neigh = ok(hosts[0].on_host("ip").args(["neigh", "show", "dev", &vx]));
+    assert!(neigh.contains(&format!("{ip2} lladdr {mac2}")), "{neigh}");
+    // Removed on one host, gone everywhere (devices included).
+    let o = hosts[1].docker().args(["network", "rm", "ov"]).output().unwrap();
+    assert!(!o.status.success() && text(&o).contains("active endpoints"), "{}", text(&o));
+    ok(hosts[0].docker().args(["rm", "-f", "web1"]));
+    ok(hosts[1].docker().args(["rm", "-f", "web2"]));
+    ok(hosts[2].docker().args(["network", "rm", "ov"]));
+    for h in &hosts {
+        eventually(10, "the overlay's devices to go", || {
+            !ok(h.on_host("ip").args(["-o", "link"])).contains("vx-")
+        });
+        assert_eq!(ok(h.docker().args(["network", "ls", "-q", "--filter", "driver=overlay"])), "");
+    }
+    drop(hosts);
+    drop(etcd);
+}
+
+fn which(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }

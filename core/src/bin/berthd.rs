@@ -45,6 +45,13 @@ struct Args {
     /// through the embedded DNS of user-defined networks).
     #[arg(long = "resolv-conf", default_value = "/etc/resolv.conf")]
     resolv_conf: PathBuf,
+    /// The etcd that berthds share global (overlay) networks through
+    /// (etcd://HOST:PORT).
+    #[arg(long = "cluster-store")]
+    cluster_store: Option<String>,
+    /// This host's address to the others: where VXLAN traffic comes to.
+    #[arg(long = "cluster-advertise")]
+    cluster_advertise: Option<std::net::Ipv4Addr>,
 }
 
 /// One place to listen.
@@ -137,7 +144,15 @@ fn run(args: Args) -> Result<()> {
         })
         .collect();
     runtime.block_on(async {
-        let mut daemon = berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone())?;
+        let cluster = match (&args.cluster_store, args.cluster_advertise) {
+            (Some(store), Some(advertise)) => Some(berth_net::overlay::Cluster {
+                store: store.clone(),
+                advertise,
+            }),
+            (None, None) => None,
+            _ => bail!("--cluster-store and --cluster-advertise go together"),
+        };
+        let mut daemon = berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone(), cluster)?;
         daemon.resolv_conf = args.resolv_conf.clone();
         let daemon = Arc::new(daemon);
         // Containers that kept running while berthd was away are followed

@@ -52,15 +52,16 @@ pub struct Daemon {
 
 impl Daemon {
     /// A daemon over `data_root` and `exec_root`, with every built-in driver.
-    pub fn new(data_root: PathBuf, exec_root: PathBuf) -> anyhow::Result<Daemon> {
+    /// With `cluster`, global (overlay) networks are shared through it.
+    pub fn new(data_root: PathBuf, exec_root: PathBuf, cluster: Option<berth_net::overlay::Cluster>) -> anyhow::Result<Daemon> {
         use anyhow::Context;
-        let registry = crate::drivers::builtin_registry(&data_root).context("set up the built-in drivers")?;
+        let registry = crate::drivers::builtin_registry(&data_root, cluster.as_ref()).context("set up the built-in drivers")?;
         let volumes = volumes::Volumes::new(&data_root).context("set up the volume records")?;
         let graph_name = berth_fs::graph::DEFAULT_GRAPH_DRIVER;
         let graph = registry.graph(graph_name).context("the default graph driver")?;
         let images = crate::image::ImageStore::open(&data_root, graph, graph_name).context("set up the image store")?;
         let containers = crate::container::Containers::open(&data_root).context("load the containers")?;
-        let networks = crate::network::Networks::open(&data_root, &registry).context("set up the networks")?;
+        let networks = crate::network::Networks::open(&data_root, &registry, cluster.as_ref()).context("set up the networks")?;
         std::fs::create_dir_all(exec_root.join("netns")).with_context(|| format!("create {}", exec_root.display()))?;
         Ok(Daemon {
             data_root,

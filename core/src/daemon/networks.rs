@@ -192,10 +192,12 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
         // (as Docker, an internal network gives none).
         let default_route = !routed && !net.internal;
         routed |= default_route;
-        if let Err(err) = d
+        let joined_now = d
             .networks
             .join(&d.registry, &net, &mut ep, netns, &format!("eth{i}"), default_route)
-        {
+            .and_then(|_| d.networks.publish_names(&net, &ep, names_of(&r, &ep)));
+        if let Err(err) = joined_now {
+            d.networks.leave(&d.registry, &mut ep);
             undo(&mut joined);
             return Err(format!("join network {name}: {err}"));
         }
@@ -287,14 +289,23 @@ fn upstreams(d: &Daemon, r: &Record) -> Vec<IpAddr> {
 /// DNS-served networks, by name, alias or ID prefix.
 fn lookup(d: &Daemon, id: &str, name: &str) -> Option<Vec<IpAddr>> {
     let asker = d.containers.find(id).ok()?.snapshot();
-    let nets: Vec<String> = asker
+    let dns_nets: Vec<Network> = asker
         .networks
         .values()
         .filter(|ep| ep.joined())
-        .map(|ep| ep.network_id.clone())
-        .filter(|n| d.networks.find(n).is_ok_and(|n| n.has_dns()))
+        .filter_map(|ep| d.networks.find(&ep.network_id).ok())
+        .filter(Network::has_dns)
         .collect();
+    let nets: Vec<String> = dns_nets.iter().map(|n| n.id.clone()).collect();
     let mut out = Vec::new();
+    // Global networks: every host's containers, from the cluster store.
+    for net in dns_nets.iter().filter(|n| n.scope == "global") {
+        for n in d.networks.global_names(net) {
+            if n.names.iter().any(|x| x.eq_ignore_ascii_case(name)) {
+                out.extend(n.addresses);
+            }
+        }
+    }
     for e in d.containers.all() {
         let r = e.snapshot();
         let by_id = name.len() >= 12 && r.id.starts_with(name);
@@ -305,7 +316,17 @@ fn lookup(d: &Daemon, id: &str, name: &str) -> Option<Vec<IpAddr>> {
             }
         }
     }
+    out.sort();
+    out.dedup();
     (!out.is_empty()).then_some(out)
+}
+
+/// What a container is called on a network: its name, its aliases there
+/// and its short ID.
+fn names_of(r: &Record, ep: &Endpoint) -> Vec<String> {
+    let mut names = vec![r.name.clone(), r.short_id().to_string()];
+    names.extend(ep.aliases.iter().cloned());
+    names
 }
 
 /// Serves container `e`'s resolver if it is on a network with DNS.
@@ -658,6 +679,10 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
         d.networks
             .join(&d.registry, &net, &mut ep, &netns, &ifname, !routed && !net.internal)
             .map_err(failure)?;
+        if let Err(e) = d.networks.publish_names(&net, &ep, names_of(&r, &ep)) {
+            d.networks.leave(&d.registry, &mut ep);
+            return Err(failure(e));
+        }
     }
     d.containers
         .update(&e, |r| {

@@ -11,6 +11,7 @@
 //! containers is [`dns`].
 
 pub mod dns;
+pub mod global;
 pub mod ports;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,13 @@ pub struct Network {
     /// The Linux bridge (bridge driver only).
     #[serde(default)]
     pub bridge: String,
+    /// `local`, or `global`: kept in the cluster store, seen by every host.
+    #[serde(default = "local_scope")]
+    pub scope: String,
+}
+
+fn local_scope() -> String {
+    "local".into()
 }
 
 impl Network {
@@ -139,7 +147,7 @@ impl Network {
     /// Docker's inspect and list form; `containers` from the records.
     pub fn to_api(&self, containers: Value) -> Value {
         json!({
-            "Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local", "Driver": self.driver,
+            "Name": self.name, "Id": self.id, "Created": self.created, "Scope": self.scope, "Driver": self.driver,
             "EnableIPv6": self.enable_ipv6,
             "IPAM": { "Driver": "default", "Options": {}, "Config": self.ipam },
             "Internal": self.internal, "Attachable": self.attachable, "Ingress": false,
@@ -243,6 +251,8 @@ pub struct Networks {
     applied: Mutex<Option<String>>,
     /// Held while host ports are chosen and recorded.
     ports: Mutex<()>,
+    /// The cluster store of global networks, when berthd has one.
+    shared: Option<global::Shared>,
 }
 
 /// Checks a network name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -262,7 +272,7 @@ fn valid_name(name: &str) -> Result<()> {
 impl Networks {
     /// Loads the networks under `data_root` and makes the predefined ones
     /// (bridge, host, none) that are missing.
-    pub fn open(data_root: &Path, registry: &Registry) -> Result<Networks> {
+    pub fn open(data_root: &Path, registry: &Registry, cluster: Option<&berth_net::overlay::Cluster>) -> Result<Networks> {
         let dir = data_root.join("networks");
         std::fs::create_dir_all(&dir).map_err(|e| internal(format!("create {}: {e}", dir.display())))?;
         let ipam = Ipam::open(&dir.join("ipam.json")).map_err(from_ipam)?;
@@ -281,6 +291,7 @@ impl Networks {
             records: Mutex::new(records),
             applied: Mutex::new(None),
             ports: Mutex::new(()),
+            shared: cluster.map(|c| global::Shared::new(&c.store)).transpose()?,
         };
         for (name, driver) in PREDEFINED {
             if networks.find(name).is_err() {
@@ -317,20 +328,29 @@ impl Networks {
         berth_fs::atomic::write(&self.dir.join(format!("{}.json", n.id)), &text).map_err(internal)
     }
 
+    /// This host's networks and the cluster's global ones (those only
+    /// while the store answers).
     pub fn all(&self) -> Vec<Network> {
-        self.records().values().cloned().collect()
+        let mut out: Vec<Network> = self.records().values().cloned().collect();
+        if let Some(shared) = &self.shared {
+            match shared.records() {
+                Ok(g) => out.extend(g),
+                Err(e) => eprintln!("berthd: global networks: {e}"),
+            }
+        }
+        out
     }
 
     /// A network by full ID, name, or unique ID prefix (Docker's order).
     pub fn find(&self, key: &str) -> Result<Network> {
-        let r = self.records();
-        if let Some(n) = r.get(key) {
+        let r = self.all();
+        if let Some(n) = r.iter().find(|n| n.id == key) {
             return Ok(n.clone());
         }
-        if let Some(n) = r.values().find(|n| n.name == key) {
+        if let Some(n) = r.iter().find(|n| n.name == key) {
             return Ok(n.clone());
         }
-        let matches: Vec<&Network> = r.values().filter(|n| !key.is_empty() && n.id.starts_with(key)).collect();
+        let matches: Vec<&Network> = r.iter().filter(|n| !key.is_empty() && n.id.starts_with(key)).collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
             [] => Err(NetworkError::NotFound(key.to_string())),
@@ -379,6 +399,16 @@ impl Networks {
         {
             return Err(NetworkError::Invalid(format!("IPAM driver {d:?} is not supported (default)")));
         }
+        let global = driver.capabilities().scope == "global";
+        let shared = match (&self.shared, global) {
+            (Some(s), true) => Some(s),
+            (None, true) => {
+                return Err(NetworkError::Invalid(format!(
+                    "{driver_name} networks are global: start berthd with --cluster-store etcd://HOST:PORT and --cluster-advertise IP"
+                )))
+            }
+            _ => None,
+        };
         let id = crate::container::new_id();
         let mut net = Network {
             name: req.name.clone(),
@@ -392,6 +422,7 @@ impl Networks {
             options: req.options.clone().unwrap_or_default(),
             labels: req.labels.clone().unwrap_or_default(),
             bridge: String::new(),
+            scope: if global { "global" } else { "local" }.into(),
         };
         let mut asked = req.ipam.and_then(|i| i.config).unwrap_or_default();
         if net.has_addresses() && !asked.iter().any(|c| Subnet::parse(&c.subnet).is_ok_and(|s| !s.is_v6())) {
@@ -408,7 +439,10 @@ impl Networks {
         let mut pools = Vec::new();
         let undo = |pools: &[Subnet]| {
             for p in pools {
-                let _ = self.ipam.release_pool(p);
+                let _ = match shared {
+                    Some(s) => s.release_subnet(p),
+                    None => self.ipam.release_pool(p).map_err(from_ipam),
+                };
             }
         };
         for c in &asked {
@@ -416,16 +450,17 @@ impl Networks {
                 undo(&pools);
                 return Err(NetworkError::Invalid("a gateway or an ip-range needs a subnet (--subnet)".into()));
             }
-            let pool = self
-                .ipam
-                .request_pool(&PoolRequest {
-                    network: &req.name,
-                    subnet: Some(c.subnet.as_str()).filter(|s| !s.is_empty()),
-                    ip_range: Some(c.ip_range.as_str()).filter(|s| !s.is_empty()),
-                    gateway: Some(c.gateway.as_str()).filter(|s| !s.is_empty()),
-                })
-                .inspect_err(|_| undo(&pools))
-                .map_err(from_ipam)?;
+            let asked_pool = PoolRequest {
+                network: &req.name,
+                subnet: Some(c.subnet.as_str()).filter(|s| !s.is_empty()),
+                ip_range: Some(c.ip_range.as_str()).filter(|s| !s.is_empty()),
+                gateway: Some(c.gateway.as_str()).filter(|s| !s.is_empty()),
+            };
+            let pool = match shared {
+                Some(s) => self.global_pool(s, &id, &asked_pool),
+                None => self.ipam.request_pool(&asked_pool).map_err(from_ipam),
+            }
+            .inspect_err(|_| undo(&pools))?;
             pools.push(pool.subnet);
             net.ipam.push(IpamConfig {
                 subnet: pool.subnet.to_string(),
@@ -475,13 +510,56 @@ impl Networks {
             undo(&pools);
             return Err(from_driver(e));
         }
-        if let Err(e) = self.save(&net) {
+        let saved = match shared {
+            Some(s) => s.save(&net),
+            None => self.save(&net),
+        };
+        if let Err(e) = saved {
             let _ = driver.delete_network(&id);
             undo(&pools);
             return Err(e);
         }
-        self.records().insert(id, net.clone());
+        if shared.is_none() {
+            self.records().insert(id, net.clone());
+        }
         Ok(net)
+    }
+
+    /// A global network's pool from the cluster store, checked as the
+    /// local IPAM checks one (gateway and range inside the subnet).
+    fn global_pool(&self, shared: &global::Shared, id: &str, req: &PoolRequest) -> Result<berth_net::ipam::Pool> {
+        let local: Vec<Subnet> = self.ipam.pools().iter().map(|p| p.subnet).collect();
+        let subnet = shared.request_subnet(id, req.subnet, &local)?;
+        let checked = (|| {
+            let inside = |what: &str, text: &str| -> Result<Subnet> {
+                let s = Subnet::parse(text).map_err(from_ipam)?;
+                if subnet.contains(s.addr) && s.prefix >= subnet.prefix {
+                    Ok(s)
+                } else {
+                    Err(NetworkError::Invalid(format!("{what} {text} is not in subnet {subnet}")))
+                }
+            };
+            let range = req.ip_range.map(|r| inside("ip-range", r)).transpose()?;
+            let gateway = match req.gateway {
+                Some(g) => inside("gateway", &format!("{g}/32"))?.addr,
+                None => subnet.nth(1).ok_or_else(|| internal(format!("subnet {subnet} is too small")))?,
+            };
+            Ok(berth_net::ipam::Pool {
+                network: req.network.to_string(),
+                subnet,
+                gateway,
+                range,
+                allocated: Default::default(),
+            })
+        })();
+        if checked.is_err() {
+            let _ = shared.release_subnet(&subnet);
+        }
+        checked
+    }
+
+    fn shared_for(&self, net: &Network) -> Option<&global::Shared> {
+        self.shared.as_ref().filter(|_| net.scope == "global")
     }
 
     /// `network rm`: the caller has checked that no container is on it.
@@ -497,6 +575,10 @@ impl Networks {
         match driver.delete_network(&net.id) {
             Ok(()) | Err(berth_plugin::DriverError::NotFound { .. }) => {}
             Err(e) => return Err(from_driver(e)),
+        }
+        if let Some(shared) = self.shared_for(&net) {
+            shared.remove(&net)?;
+            return Ok(net);
         }
         for s in net.subnets() {
             self.ipam.release_pool(&s).map_err(from_ipam)?;
@@ -527,10 +609,23 @@ impl Networks {
         let v4 = net
             .subnet_v4()
             .ok_or_else(|| internal(format!("network {} has no IPv4 subnet", net.name)))?;
-        let ip = self
-            .ipam
-            .request_address(&v4, Some(ep.ipv4_requested.as_str()).filter(|s| !s.is_empty()))
-            .map_err(from_ipam)?;
+        let endpoint_id = crate::container::new_id();
+        let want = Some(ep.ipv4_requested.as_str()).filter(|s| !s.is_empty());
+        let ip = match self.shared_for(net) {
+            Some(shared) => {
+                let c = net.ipam.iter().find(|c| c.subnet == v4.to_string()).cloned().unwrap_or_default();
+                let gateway: IpAddr = c.gateway.parse().map_err(internal)?;
+                let range = Subnet::parse(&c.ip_range).ok();
+                let want = want
+                    .map(|w| {
+                        w.parse::<IpAddr>()
+                            .map_err(|_| NetworkError::Invalid(format!("invalid address {w:?}")))
+                    })
+                    .transpose()?;
+                shared.request_address(&net.id, &v4, range, gateway, want, &endpoint_id)?
+            }
+            None => self.ipam.request_address(&v4, want).map_err(from_ipam)?,
+        };
         let v6 = net.subnet_v6().filter(|_| net.enable_ipv6);
         let ip6 = match v6 {
             Some(s) => match self
@@ -546,12 +641,11 @@ impl Networks {
             None => None,
         };
         let release = || {
-            let _ = self.ipam.release_address(&v4, ip);
+            self.release_address(net, &v4, ip);
             if let Some((s, a)) = ip6 {
                 let _ = self.ipam.release_address(&s, a);
             }
         };
-        let endpoint_id = crate::container::new_id();
         let made = driver.create_endpoint(&CreateEndpointRequest {
             network_id: net.id.clone(),
             endpoint_id: endpoint_id.clone(),
@@ -620,11 +714,37 @@ impl Networks {
             }
             for (subnet, addr) in [(net.subnet_v4(), &ep.ip_address), (net.subnet_v6(), &ep.ipv6_address)] {
                 if let (Some(s), Ok(a)) = (subnet, addr.parse::<IpAddr>()) {
-                    let _ = self.ipam.release_address(&s, a);
+                    self.release_address(&net, &s, a);
                 }
+            }
+            if let Some(shared) = self.shared_for(&net) {
+                let _ = shared.forget_names(&net.id, &ep.endpoint_id);
             }
         }
         ep.clear();
+    }
+
+    fn release_address(&self, net: &Network, subnet: &Subnet, ip: IpAddr) {
+        let released = match self.shared_for(net) {
+            Some(shared) => shared.release_address(&net.id, ip),
+            None => self.ipam.release_address(subnet, ip).map_err(from_ipam),
+        };
+        if let Err(e) = released {
+            eprintln!("berthd: release {ip} on {}: {e}", net.name);
+        }
+    }
+
+    /// Tells every host's DNS the names of an endpoint on a global network
+    /// (local networks' names come from this host's records).
+    pub fn publish_names(&self, net: &Network, ep: &Endpoint, names: Vec<String>) -> Result<()> {
+        let Some(shared) = self.shared_for(net) else { return Ok(()) };
+        let addresses = [&ep.ip_address, &ep.ipv6_address].iter().filter_map(|a| a.parse().ok()).collect();
+        shared.set_names(&net.id, &ep.endpoint_id, &global::Names { names, addresses })
+    }
+
+    /// Every container's names on a global network, on every host.
+    pub fn global_names(&self, net: &Network) -> Vec<global::Names> {
+        self.shared_for(net).and_then(|s| s.names(&net.id).ok()).unwrap_or_default()
     }
 
     /// Held while a container's host ports are chosen and recorded, so
