@@ -143,7 +143,11 @@ fn main() -> Result<()> {
     println!("network attach: a fresh namespace onto an existing bridge network, {iters} iterations, medians");
     println!("  {:<28}{:>12}{:>14}{:>10}", "", "berth (ms)", "netavark (ms)", "ratio");
     for (with_port, b, n) in &results {
-        let case = if *with_port { "with one published port" } else { "no published port" };
+        let case = if *with_port {
+            "with one published port"
+        } else {
+            "no published port"
+        };
         println!(
             "  {case:<28}{:>12}{:>14}{:>10.2}",
             ms(*b),
