@@ -19,7 +19,7 @@ use berth_plugin::network::*;
 use berth_plugin::NetworkDriver;
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{configure, driver_err, invalid, parse_cidr, parse_mac, StateFile};
+use crate::endpoint::{configure, configure_v6, driver_err, invalid, parse_cidr, parse_mac, StateFile};
 use crate::netlink::Netlink;
 
 pub use crate::endpoint::mac_of;
@@ -41,6 +41,9 @@ struct Network {
     bridge: String,
     gateway: IpAddr,
     prefix: u8,
+    /// The IPv6 gateway and prefix, on a network with an IPv6 subnet.
+    #[serde(default)]
+    gateway6: Option<(IpAddr, u8)>,
     mtu: Option<u32>,
 }
 
@@ -49,6 +52,9 @@ struct Endpoint {
     network: String,
     /// `ADDR/PREFIX`.
     address: String,
+    /// `ADDR/PREFIX`, or empty.
+    #[serde(default)]
+    address6: String,
     mac: String,
     /// The host end of the veth pair, once joined.
     host_if: Option<String>,
@@ -110,6 +116,10 @@ impl BridgeDriver {
         nl.add_bridge(&n.bridge, n.mtu).map_err(driver_err)?;
         let made = nl
             .add_address(&n.bridge, n.gateway, n.prefix)
+            .and_then(|_| match n.gateway6 {
+                Some((g, p)) => nl.add_address(&n.bridge, g, p),
+                None => Ok(()),
+            })
             .and_then(|_| nl.set_link(&n.bridge, None, None, true))
             .and_then(|_| {
                 // Published ports reached on 127.0.0.1 are routed to the
@@ -120,7 +130,11 @@ impl BridgeDriver {
                     &format!("net/ipv4/conf/{}/route_localnet", n.bridge),
                     "1",
                 )?;
-                crate::netns::sysctl(self.namespace.as_deref(), "net/ipv4/ip_forward", "1")
+                crate::netns::sysctl(self.namespace.as_deref(), "net/ipv4/ip_forward", "1")?;
+                if n.gateway6.is_some() {
+                    crate::netns::sysctl(self.namespace.as_deref(), "net/ipv6/conf/all/forwarding", "1")?;
+                }
+                Ok(())
             });
         if let Err(e) = made {
             let _ = nl.delete_link(&n.bridge);
@@ -165,6 +179,7 @@ impl NetworkDriver for BridgeDriver {
             .first()
             .ok_or_else(|| invalid("IPv4Data", "a bridge network needs an IPv4 pool"))?;
         let (gateway, prefix) = parse_cidr(&v4.gateway)?;
+        let gateway6 = req.ipv6_data.first().map(|v6| parse_cidr(&v6.gateway)).transpose()?;
         let bridge = match req.options.get(BRIDGE_NAME_OPTION).and_then(|v| v.as_str()) {
             Some(b) => b.to_string(),
             None => format!("br-{}", &req.network_id[..12.min(req.network_id.len())]),
@@ -197,6 +212,7 @@ impl NetworkDriver for BridgeDriver {
             bridge,
             gateway,
             prefix,
+            gateway6,
             mtu,
         };
         let mut nl = self.netlink()?;
@@ -244,6 +260,7 @@ impl NetworkDriver for BridgeDriver {
             Endpoint {
                 network: req.network_id.clone(),
                 address: asked.address.clone(),
+                address6: asked.address_ipv6.clone(),
                 mac: mac.clone(),
                 host_if: None,
             },
@@ -290,13 +307,12 @@ impl NetworkDriver for BridgeDriver {
             .index(&net.bridge)
             .and_then(|bridge| nl.set_link(&host_if, Some(bridge), None, true))
             .and_then(|_| {
-                configure(
-                    Path::new(&req.sandbox_key),
-                    &ifname,
-                    &ep.mac,
-                    &ep.address,
-                    default_route.then_some(net.gateway),
-                )
+                let sandbox = Path::new(&req.sandbox_key);
+                configure(sandbox, &ifname, &ep.mac, &ep.address, default_route.then_some(net.gateway))?;
+                match net.gateway6.filter(|_| !ep.address6.is_empty()) {
+                    Some((gw6, _)) => configure_v6(sandbox, &ifname, &ep.address6, default_route.then_some(gw6)),
+                    None => Ok(()),
+                }
             });
         if let Err(e) = placed {
             let _ = nl.delete_link(&host_if);
@@ -308,6 +324,7 @@ impl NetworkDriver for BridgeDriver {
         self.save(&s)?;
         Ok(JoinResponse {
             gateway: net.gateway.to_string(),
+            gateway_ipv6: net.gateway6.map(|(g, _)| g.to_string()).unwrap_or_default(),
             ..Default::default()
         })
     }

@@ -67,6 +67,19 @@ pub(crate) fn configure(sandbox: &Path, ifname: &str, mac: &str, address: &str, 
     Ok(())
 }
 
+/// Adds an IPv6 address (`ADDR/PREFIX`) to an interface already set up
+/// by [`configure`], and when asked the IPv6 default route.
+pub(crate) fn configure_v6(sandbox: &Path, ifname: &str, address: &str, gateway: Option<IpAddr>) -> std::io::Result<()> {
+    let other = |e: DriverError| std::io::Error::other(e.to_string());
+    let mut inner = Netlink::in_namespace(sandbox)?;
+    let (ip, prefix) = parse_cidr(address).map_err(other)?;
+    inner.add_address(ifname, ip, prefix)?;
+    if let Some(gw) = gateway {
+        inner.add_default_route(gw)?;
+    }
+    Ok(())
+}
+
 /// A driver's state, kept in one JSON file written atomically on change.
 pub(crate) struct StateFile<T> {
     path: PathBuf,

@@ -49,6 +49,7 @@ const IFLA_MACVLAN_MODE: u16 = 1;
 const IFLA_VLAN_ID: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
+const IFA_F_NODAD: u8 = 0x02;
 const RTA_GATEWAY: u16 = 5;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -389,6 +390,11 @@ impl Netlink {
         let mut fixed = [0u8; 8];
         fixed[0] = family;
         fixed[1] = prefix;
+        // IPv6 addresses usable at once: no duplicate address detection
+        // on links whose addresses berth hands out itself.
+        if ip.is_ipv6() {
+            fixed[2] = IFA_F_NODAD;
+        }
         fixed[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
         let mut m = Message::new(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &fixed);
         m.attr(IFA_LOCAL, &bytes).attr(IFA_ADDRESS, &bytes);

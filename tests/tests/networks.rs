@@ -950,3 +950,56 @@ fn which(program: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+#[test]
+fn ipv6_where_asked() {
+    let Some(d) = require_daemon("ipv6_where_asked") else {
+        return;
+    };
+    ok(d.docker().args([
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.55.0.0/24",
+        "--subnet",
+        "fd00:b::/64",
+        "dual",
+    ]));
+    ok(d.docker().args([
+        "run",
+        "-d",
+        "--name",
+        "web6",
+        "--network",
+        "dual",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]));
+    let v6 = inspect(&d, "web6", "{{.NetworkSettings.Networks.dual.GlobalIPv6Address}}");
+    assert_eq!(v6, "fd00:b::2", "the first address after the gateway");
+    assert_eq!(inspect(&d, "web6", "{{.NetworkSettings.Networks.dual.IPv6Gateway}}"), "fd00:b::1");
+    let short = ok(d.docker().args(["inspect", "-f", "{{.Id}}", "web6"]))[..12].to_string();
+    let o = docker(
+        &d,
+        &[
+            "run", "--rm", "--network", "dual", "--ip6", "fd00:b::99", "busybox", "sh", "-c",
+            "ip -6 -o addr show eth0 scope global; ip -6 route | grep default; wget -qO- http://[fd00:b::2]/hostname; nslookup -type=aaaa web6 127.0.0.11 | grep -c fd00:b::2; ping -6 -c1 -W2 fd00:b::1 >/dev/null && echo gateway",
+        ],
+    );
+    let s = out(&o);
+    assert!(s.contains("inet6 fd00:b::99/64"), "{}", text(&o));
+    assert!(s.contains("default via fd00:b::1"), "{s}");
+    assert!(s.contains(&short) && s.ends_with("1\ngateway"), "{s}");
+    // A network without --ipv6 gets no IPv6 addresses, and an IPv6 subnet
+    // without it is refused.
+    let o = docker(&d, &["network", "create", "--subnet", "fd00:c::/64", "nov6"]);
+    assert!(!o.status.success() && text(&o).contains("--ipv6"), "{}", text(&o));
+    ok(d.docker().args(["rm", "-f", "web6"]));
+    ok(d.docker().args(["network", "rm", "dual"]));
+}

@@ -418,7 +418,7 @@ pub fn settings(d: &Daemon, r: &Record) -> Value {
             json!({
                 "IPAMConfig": ipam, "Links": null, "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
                 "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
-                "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefix, "IPv6Gateway": "",
+                "IPAddress": ep.ip_address, "IPPrefixLen": ep.prefix, "IPv6Gateway": ep.ipv6_gateway,
                 "GlobalIPv6Address": ep.ipv6_address, "GlobalIPv6PrefixLen": ep.ipv6_prefix,
                 "MacAddress": ep.mac_address, "DriverOpts": null,
             }),
@@ -436,7 +436,7 @@ pub fn settings(d: &Daemon, r: &Record) -> Value {
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": default.endpoint_id, "Gateway": default.gateway, "GlobalIPv6Address": default.ipv6_address,
         "GlobalIPv6PrefixLen": default.ipv6_prefix, "IPAddress": default.ip_address, "IPPrefixLen": default.prefix,
-        "IPv6Gateway": "", "MacAddress": default.mac_address,
+        "IPv6Gateway": default.ipv6_gateway, "MacAddress": default.mac_address,
         "Networks": networks,
     })
 }

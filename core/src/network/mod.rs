@@ -184,6 +184,8 @@ pub struct Endpoint {
     pub ipv6_prefix: u8,
     #[serde(default)]
     pub gateway: String,
+    #[serde(default, rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
     #[serde(default)]
     pub mac_address: String,
 }
@@ -689,6 +691,7 @@ impl Networks {
             ep.ipv6_prefix = s.prefix;
         }
         ep.gateway = answer.gateway;
+        ep.ipv6_gateway = answer.gateway_ipv6;
         ep.mac_address = if chosen.mac_address.is_empty() {
             berth_net::bridge::mac_of(ip)
         } else {
