@@ -370,8 +370,18 @@ impl Berthd {
     /// Kills berthd (SIGKILL, as a crash) and starts it again on the same
     /// socket and data root.
     pub fn restart(&mut self) -> Result<()> {
+        self.crash();
+        self.respawn()
+    }
+
+    /// Kills berthd (SIGKILL), leaving everything else as it was.
+    pub fn crash(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts berthd again after [`Berthd::crash`].
+    pub fn respawn(&mut self) -> Result<()> {
         self.child = Self::spawn(self.dir.path(), &self.flags)?;
         self.wait_ready()
     }

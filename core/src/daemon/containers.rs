@@ -1379,6 +1379,15 @@ pub fn reconcile(d: &Daemon) {
             let _ = berth_net::netns::remove(&e.path());
         }
     }
+    let held: std::collections::BTreeSet<std::net::IpAddr> = d
+        .containers
+        .all()
+        .iter()
+        .flat_map(|e| e.record().networks.values().cloned().collect::<Vec<_>>())
+        .flat_map(|ep| [ep.ip_address.parse().ok(), ep.ipv6_address.parse().ok()])
+        .flatten()
+        .collect();
+    d.networks.release_unheld(&held);
     if let Err(err) = super::networks::sync_firewall(d) {
         eprintln!("berthd: {err}");
     }

@@ -737,6 +737,20 @@ impl Networks {
         }
     }
 
+    /// Gives back this host's addresses that no endpoint holds (taken by
+    /// a join that a crash cut short): `held` are those the container
+    /// records name.
+    pub fn release_unheld(&self, held: &std::collections::BTreeSet<IpAddr>) {
+        for pool in self.ipam.pools() {
+            for ip in pool.allocated.iter().filter(|ip| **ip != pool.gateway && !held.contains(*ip)) {
+                match self.ipam.release_address(&pool.subnet, *ip) {
+                    Ok(()) => eprintln!("berthd: released {ip} of {}, held by no container", pool.subnet),
+                    Err(e) => eprintln!("berthd: release {ip}: {e}"),
+                }
+            }
+        }
+    }
+
     /// Tells every host's DNS the names of an endpoint on a global network
     /// (local networks' names come from this host's records).
     pub fn publish_names(&self, net: &Network, ep: &Endpoint, names: Vec<String>) -> Result<()> {
