@@ -19,7 +19,7 @@ use berth_plugin::network::*;
 use berth_plugin::NetworkDriver;
 use serde::{Deserialize, Serialize};
 
-use crate::endpoint::{configure, configure_v6, driver_err, invalid, parse_cidr, parse_mac, StateFile};
+use crate::endpoint::{configure, configure_v6, driver_err, invalid, parse_cidr, StateFile};
 use crate::netlink::Netlink;
 
 pub use crate::endpoint::mac_of;
@@ -120,7 +120,7 @@ impl BridgeDriver {
                 Some((g, p)) => nl.add_address(&n.bridge, g, p),
                 None => Ok(()),
             })
-            .and_then(|_| nl.set_link(&n.bridge, None, None, true))
+            .and_then(|_| nl.set_link(&n.bridge, None, Some(crate::endpoint::random_mac()), true))
             .and_then(|_| {
                 // Published ports reached on 127.0.0.1 are routed to the
                 // bridge only with route_localnet; containers reach out
@@ -157,11 +157,7 @@ impl BridgeDriver {
     }
 
     fn netlink(&self) -> Result<Netlink> {
-        match &self.namespace {
-            Some(p) => Netlink::in_namespace(p),
-            None => Netlink::new(),
-        }
-        .map_err(driver_err)
+        crate::endpoint::netlink_in(self.namespace.as_deref())
     }
 }
 
@@ -248,29 +244,19 @@ impl NetworkDriver for BridgeDriver {
             });
         }
         let asked = req.interface.clone().unwrap_or_default();
-        let (ip, _) = parse_cidr(&asked.address)?;
-        let mac = if asked.mac_address.is_empty() {
-            mac_of(ip)
-        } else {
-            asked.mac_address.clone()
-        };
-        parse_mac(&mac)?;
+        let (mac, answer) = crate::endpoint::chosen_mac(&asked)?;
         s.endpoints.insert(
             req.endpoint_id.clone(),
             Endpoint {
                 network: req.network_id.clone(),
                 address: asked.address.clone(),
                 address6: asked.address_ipv6.clone(),
-                mac: mac.clone(),
+                mac,
                 host_if: None,
             },
         );
         self.save(&s)?;
-        Ok(Some(EndpointInterface {
-            address: String::new(),
-            address_ipv6: String::new(),
-            mac_address: if asked.mac_address.is_empty() { mac } else { String::new() },
-        }))
+        Ok(Some(answer))
     }
 
     fn delete_endpoint(&self, _network_id: &str, endpoint_id: &str) -> Result<()> {

@@ -80,6 +80,62 @@ pub(crate) fn configure_v6(sandbox: &Path, ifname: &str, address: &str, gateway:
     Ok(())
 }
 
+/// A netlink socket in the namespace pinned at `namespace`, or this
+/// process's.
+pub(crate) fn netlink_in(namespace: Option<&Path>) -> Result<Netlink> {
+    match namespace {
+        Some(p) => Netlink::in_namespace(p),
+        None => Netlink::new(),
+    }
+    .map_err(driver_err)
+}
+
+/// The MAC an endpoint gets (the asked one, else Docker's from its IPv4
+/// address) and what to answer CreateEndpoint with (the MAC, when the
+/// driver chose it).
+pub(crate) fn chosen_mac(asked: &berth_plugin::network::EndpointInterface) -> Result<(String, berth_plugin::network::EndpointInterface)> {
+    let (ip, _) = parse_cidr(&asked.address)?;
+    let mac = if asked.mac_address.is_empty() {
+        mac_of(ip)
+    } else {
+        asked.mac_address.clone()
+    };
+    parse_mac(&mac)?;
+    let answer = berth_plugin::network::EndpointInterface {
+        mac_address: if asked.mac_address.is_empty() { mac.clone() } else { String::new() },
+        ..Default::default()
+    };
+    Ok((mac, answer))
+}
+
+/// A random locally administered unicast MAC, for a bridge: a bridge
+/// without an address of its own takes its lowest port's and changes it
+/// as ports come and go, under the ARP caches of its containers.
+pub(crate) fn random_mac() -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    let _ = std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut mac));
+    mac[0] = (mac[0] & 0xfc) | 0x02;
+    mac
+}
+
+/// Standard base64 (RFC 4648, with padding).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// A driver's state, kept in one JSON file written atomically on change.
 pub(crate) struct StateFile<T> {
     path: PathBuf,

@@ -16,7 +16,7 @@ use berth_plugin::NetworkDriver;
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::{DEFAULT_ROUTE_OPTION, IFNAME_OPTION, MTU_OPTION};
-use crate::endpoint::{configure, driver_err, invalid, mac_of, parse_cidr, parse_mac, StateFile};
+use crate::endpoint::{configure, driver_err, invalid, parse_cidr, StateFile};
 use crate::netlink::Netlink;
 
 pub const NAME: &str = "macvlan";
@@ -76,11 +76,7 @@ impl MacvlanDriver {
     }
 
     fn netlink(&self) -> Result<Netlink> {
-        match &self.namespace {
-            Some(p) => Netlink::in_namespace(p),
-            None => Netlink::new(),
-        }
-        .map_err(driver_err)
+        crate::endpoint::netlink_in(self.namespace.as_deref())
     }
 
     /// After a reboot: the VLAN subinterfaces it made come back; endpoints
@@ -225,13 +221,7 @@ impl NetworkDriver for MacvlanDriver {
             });
         }
         let asked = req.interface.clone().unwrap_or_default();
-        let (ip, _) = parse_cidr(&asked.address)?;
-        let mac = if asked.mac_address.is_empty() {
-            mac_of(ip)
-        } else {
-            asked.mac_address.clone()
-        };
-        parse_mac(&mac)?;
+        let (mac, answer) = crate::endpoint::chosen_mac(&asked)?;
         s.endpoints.insert(
             req.endpoint_id.clone(),
             Endpoint {
@@ -242,10 +232,7 @@ impl NetworkDriver for MacvlanDriver {
             },
         );
         self.state.save(&s)?;
-        Ok(Some(EndpointInterface {
-            mac_address: if asked.mac_address.is_empty() { mac } else { String::new() },
-            ..Default::default()
-        }))
+        Ok(Some(answer))
     }
 
     fn delete_endpoint(&self, _network_id: &str, endpoint_id: &str) -> Result<()> {

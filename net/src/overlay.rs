@@ -22,7 +22,7 @@ use berth_plugin::NetworkDriver;
 use serde::{Deserialize, Serialize};
 
 use crate::bridge::IFNAME_OPTION;
-use crate::endpoint::{configure, driver_err, invalid, mac_of, parse_cidr, parse_mac, StateFile};
+use crate::endpoint::{configure, driver_err, invalid, parse_cidr, parse_mac, StateFile};
 use crate::etcd::Etcd;
 use crate::netlink::Netlink;
 
@@ -115,11 +115,7 @@ impl Inner {
     }
 
     fn netlink(&self) -> Result<Netlink> {
-        match &self.namespace {
-            Some(p) => Netlink::in_namespace(p),
-            None => Netlink::new(),
-        }
-        .map_err(driver_err)
+        crate::endpoint::netlink_in(self.namespace.as_deref())
     }
 
     fn network(&self, id: &str) -> Result<SharedNetwork> {
@@ -150,7 +146,7 @@ impl Inner {
             .and_then(|_| nl.add_vxlan(&vx, net.vni, vtep, VXLAN_PORT, Some(MTU)))
             .and_then(|_| nl.index(&br))
             .and_then(|b| nl.set_link(&vx, Some(b), None, true))
-            .and_then(|_| nl.set_link(&br, None, None, true));
+            .and_then(|_| nl.set_link(&br, None, Some(crate::endpoint::random_mac()), true));
         if let Err(e) = made {
             let _ = nl.delete_link(&vx);
             let _ = nl.delete_link(&br);
@@ -302,13 +298,7 @@ impl NetworkDriver for OverlayDriver {
         let (etcd, vtep) = self.inner.etcd()?;
         self.inner.network(&req.network_id)?;
         let asked = req.interface.clone().unwrap_or_default();
-        let (ip, _) = parse_cidr(&asked.address)?;
-        let mac = if asked.mac_address.is_empty() {
-            mac_of(ip)
-        } else {
-            asked.mac_address.clone()
-        };
-        parse_mac(&mac)?;
+        let (mac, answer) = crate::endpoint::chosen_mac(&asked)?;
         let shared = SharedEndpoint {
             address: asked.address.clone(),
             mac: mac.clone(),
@@ -326,10 +316,7 @@ impl NetworkDriver for OverlayDriver {
             },
         );
         self.inner.local.save(&s)?;
-        Ok(Some(EndpointInterface {
-            mac_address: if asked.mac_address.is_empty() { mac } else { String::new() },
-            ..Default::default()
-        }))
+        Ok(Some(answer))
     }
 
     fn delete_endpoint(&self, network_id: &str, endpoint_id: &str) -> Result<()> {

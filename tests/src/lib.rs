@@ -549,6 +549,25 @@ impl Drop for Berthd {
     }
 }
 
+/// `docker ARGS` against `d`, with no stdin.
+pub fn docker(d: &Berthd, args: &[&str]) -> std::process::Output {
+    d.docker()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run docker")
+}
+
+/// A command's stdout, trimmed.
+pub fn out(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// `docker inspect --format TEMPLATE NAME` against `d`.
+pub fn inspect(d: &Berthd, name: &str, template: &str) -> String {
+    ok(d.docker().args(["inspect", "--format", template, name]))
+}
+
 /// What a finished command left.
 pub struct Run {
     pub code: Option<i32>,

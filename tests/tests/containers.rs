@@ -8,19 +8,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{eventually, ok, require_daemon, text, Berthd};
-
-fn docker(d: &Berthd, args: &[&str]) -> std::process::Output {
-    d.docker().args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn inspect(d: &Berthd, name: &str, template: &str) -> String {
-    ok(d.docker().args(["inspect", "--format", template, name]))
-}
+use berth_tests::{docker, eventually, inspect, ok, out, require_daemon, text};
 
 #[test]
 fn run_gives_output_exit_codes_and_stdin() {

@@ -9,19 +9,7 @@
 
 use std::process::{Command, Stdio};
 
-use berth_tests::{eventually, ok, require_daemon, text, Berthd};
-
-fn docker(d: &Berthd, args: &[&str]) -> std::process::Output {
-    d.docker().args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn out(o: &std::process::Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn inspect(d: &Berthd, name: &str, template: &str) -> String {
-    ok(d.docker().args(["inspect", "--format", template, name]))
-}
+use berth_tests::{docker, eventually, inspect, ok, out, require_daemon, text, Berthd};
 
 /// Links in berthd's namespace, by name.
 fn host_links(d: &Berthd) -> Vec<String> {
@@ -111,6 +99,21 @@ fn bridge_networks_reach_resolve_and_isolate() {
     assert!(host_links(&d).contains(&"berth0".to_string()));
 
     ok(d.docker().args(["network", "create", "front"]));
+    let front_bridge = format!(
+        "br-{}",
+        &ok(d.docker().args(["network", "inspect", "-f", "{{.Id}}", "front"]))[..12]
+    );
+    let bridge_mac = || {
+        let link = ok(d.on_host("ip").args(["-o", "link", "show", &front_bridge]));
+        link.split("link/ether ")
+            .nth(1)
+            .unwrap_or("")
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let mac_at_create = bridge_mac();
     ok(d.docker()
         .args(["network", "create", "--subnet", "10.77.0.0/24", "--gateway", "10.77.0.254", "back"]));
     let web = ok(d.docker().args([
@@ -237,11 +240,10 @@ fn bridge_networks_reach_resolve_and_isolate() {
     // A network in use is not removed; an unused one is, with its bridge.
     let o = docker(&d, &["network", "rm", "front"]);
     assert!(!o.status.success() && text(&o).contains("active endpoints"), "{}", text(&o));
-    let front_bridge = format!(
-        "br-{}",
-        &ok(d.docker().args(["network", "inspect", "-f", "{{.Id}}", "front"]))[..12]
-    );
     assert!(host_links(&d).contains(&front_bridge));
+    // Its MAC is its own: ports joining do not change it under the
+    // containers' ARP caches.
+    assert_eq!(bridge_mac(), mac_at_create);
     ok(d.docker().args(["rm", "-f", "web", "roamer", "both", "in1"]));
     ok(d.docker().args(["network", "rm", "front", "back", "inner"]));
     let links = host_links(&d);
@@ -834,7 +836,9 @@ fn overlay_networks_span_three_hosts() {
     }
     let _switch_pin = Pin(switch.clone());
     let on_switch = |program: &str| berth_tests::in_netns(&switch, program);
-    ok(on_switch("ip").args(["link", "add", "sw0", "type", "bridge"]));
+    // A MAC of its own: a bridge without one takes its lowest port's, and
+    // would change it as hosts are added, under the hosts' ARP caches.
+    ok(on_switch("ip").args(["link", "add", "sw0", "address", "02:00:00:00:00:64", "type", "bridge"]));
     ok(on_switch("ip").args(["addr", "add", "10.99.0.100/24", "dev", "sw0"]));
     ok(on_switch("ip").args(["link", "set", "sw0", "up"]));
     let etcd = EtcdServer(

@@ -638,15 +638,31 @@ fn prune(d: &Daemon, f: &BTreeMap<String, Vec<String>>) -> Result<Value, Failure
     Ok(json!({ "NetworksDeleted": deleted }))
 }
 
-/// `network connect`: on the record, and joined now if it runs (with
-/// its resolver and resolv.conf made to match).
-fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
+/// The body of connect and disconnect: its JSON, the network and the
+/// container it names.
+fn target(d: &Daemon, key: &str, body: &[u8]) -> Result<(Value, Network, Arc<Entry>), Failure> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
     let net = d.networks.find(key).map_err(failure)?;
     let e = d
         .containers
         .find(v["Container"].as_str().unwrap_or_default())
         .map_err(super::containers::failure)?;
+    Ok((v, net, e))
+}
+
+fn network_event(d: &Daemon, action: &str, net: &Network, container: &str) {
+    let attrs = [
+        ("container", container.to_string()),
+        ("name", net.name.clone()),
+        ("type", net.driver.clone()),
+    ];
+    d.events.simple("network", action, &net.id, &attrs);
+}
+
+/// `network connect`: on the record, and joined now if it runs (with
+/// its resolver and resolv.conf made to match).
+fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
+    let (v, net, e) = target(d, key, body)?;
     let r = e.snapshot();
     if r.networks.contains_key(&net.name) {
         return Err((
@@ -697,27 +713,13 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
         }
         start_dns(d, &e);
     }
-    d.events.simple(
-        "network",
-        "connect",
-        &net.id,
-        &[
-            ("container", r.id.clone()),
-            ("name", net.name.clone()),
-            ("type", net.driver.clone()),
-        ],
-    );
+    network_event(d, "connect", &net, &r.id);
     Ok(())
 }
 
 /// `network disconnect`: left now if joined, and off the record.
 fn disconnect(d: &Daemon, key: &str, body: &[u8]) -> Result<(), Failure> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-    let net = d.networks.find(key).map_err(failure)?;
-    let e = d
-        .containers
-        .find(v["Container"].as_str().unwrap_or_default())
-        .map_err(super::containers::failure)?;
+    let (_, net, e) = target(d, key, body)?;
     let r = e.snapshot();
     let Some((name, mut ep)) = r
         .networks
@@ -741,16 +743,7 @@ fn disconnect(d: &Daemon, key: &str, body: &[u8]) -> Result<(), Failure> {
             r.networks.remove(&name);
         })
         .map_err(super::containers::failure)?;
-    d.events.simple(
-        "network",
-        "disconnect",
-        &net.id,
-        &[
-            ("container", r.id.clone()),
-            ("name", net.name.clone()),
-            ("type", net.driver.clone()),
-        ],
-    );
+    network_event(d, "disconnect", &net, &r.id);
     Ok(())
 }
 
