@@ -14,7 +14,13 @@
 //!   for traffic arriving from outside (prerouting) and from the host
 //!   itself (output), 127.0.0.1 included (with masquerade of loopback
 //!   sources toward the bridge and `route_localnet` set by the caller).
+//!   The mappings are elements of two maps (`ports_any`: proto . port,
+//!   `ports_at`: host address . proto . port) that fixed rules look up,
+//!   so publishing or unpublishing a port is an element added or deleted
+//!   ([`update_ports`], a few milliseconds) and no rule changes; the
+//!   table is written whole only when networks change.
 
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
@@ -33,7 +39,7 @@ pub struct NetworkRules {
 }
 
 /// A published port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PortMapping {
     /// `tcp` or `udp`.
     pub proto: String,
@@ -91,13 +97,35 @@ pub fn render(networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<St
             .collect();
         s.push_str(&format!("    ip saddr {subnet} oifname != \"{}\" masquerade\n", n.bridge));
     }
-    if !ports.is_empty() {
-        // Connections from the host to 127.0.0.1:PORT leave by a bridge
-        // with a loopback source the container could not answer.
-        s.push_str("    ip saddr 127.0.0.0/8 fib daddr type unicast masquerade\n");
+    // Connections from the host to 127.0.0.1:PORT leave by a bridge
+    // with a loopback source the container could not answer.
+    s.push_str("    ip saddr 127.0.0.0/8 fib daddr type unicast masquerade\n  }\n");
+    let (any, at) = elements(ports)?;
+    for (map, key, elements) in [
+        ("ports_any", "inet_proto . inet_service", &any),
+        ("ports_at", "ipv4_addr . inet_proto . inet_service", &at),
+    ] {
+        s.push_str(&format!("  map {map} {{\n    type {key} : ipv4_addr . inet_service\n"));
+        if !elements.is_empty() {
+            let list: Vec<&str> = elements.iter().map(String::as_str).collect();
+            s.push_str(&format!("    elements = {{ {} }}\n", list.join(", ")));
+        }
+        s.push_str("  }\n");
     }
-    s.push_str("  }\n");
-    let mut dnat = String::new();
+    let dnat = "    fib daddr type local dnat ip to meta l4proto . th dport map @ports_any\n    dnat ip to ip daddr . meta l4proto . th dport map @ports_at\n";
+    for (chain, hook, priority) in [("prerouting", "prerouting", "dstnat"), ("output", "output", "-100")] {
+        s.push_str(&format!(
+            "  chain {chain} {{\n    type nat hook {hook} priority {priority}; policy accept;\n{dnat}  }}\n"
+        ));
+    }
+    s.push_str("}\n");
+    Ok(s)
+}
+
+/// The map elements of `ports`: (`ports_any`, `ports_at`), each
+/// `KEY : ADDR . PORT` as nft writes them.
+fn elements(ports: &[PortMapping]) -> io::Result<(BTreeSet<String>, BTreeSet<String>)> {
+    let (mut any, mut at) = (BTreeSet::new(), BTreeSet::new());
     for p in ports {
         let proto = match p.proto.as_str() {
             "tcp" | "udp" => p.proto.as_str(),
@@ -108,24 +136,54 @@ pub fn render(networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<St
                 ))
             }
         };
-        let family = if p.container_ip.is_ipv4() { "ip" } else { "ip6" };
-        let to = match p.container_ip {
-            IpAddr::V4(a) => format!("{a}:{}", p.container_port),
-            IpAddr::V6(a) => format!("[{a}]:{}", p.container_port),
+        let IpAddr::V4(to) = p.container_ip else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: ports are published to IPv4 addresses", p.container_ip),
+            ));
         };
-        let dst = match p.host_ip {
-            Some(h) => format!("{} daddr {h} ", if h.is_ipv4() { "ip" } else { "ip6" }),
-            None => "fib daddr type local ".to_string(),
+        let value = format!("{to} . {}", p.container_port);
+        match p.host_ip {
+            None => any.insert(format!("{proto} . {} : {value}", p.host_port)),
+            Some(IpAddr::V4(h)) => at.insert(format!("{h} . {proto} . {} : {value}", p.host_port)),
+            Some(h) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("host address {h}: ports are published on IPv4 addresses"),
+                ))
+            }
         };
-        dnat.push_str(&format!("    {dst}{proto} dport {} dnat {family} to {to}\n", p.host_port));
     }
-    for (chain, hook, priority) in [("prerouting", "prerouting", "dstnat"), ("output", "output", "-100")] {
-        s.push_str(&format!(
-            "  chain {chain} {{\n    type nat hook {hook} priority {priority}; policy accept;\n{dnat}  }}\n"
-        ));
+    Ok((any, at))
+}
+
+/// The nft script that turns the table's port maps from `old` into `new`
+/// (empty when they agree).
+pub fn render_port_update(old: &[PortMapping], new: &[PortMapping]) -> io::Result<String> {
+    let (old_any, old_at) = elements(old)?;
+    let (new_any, new_at) = elements(new)?;
+    let mut s = String::new();
+    for (map, old, new) in [("ports_any", &old_any, &new_any), ("ports_at", &old_at, &new_at)] {
+        for e in old.difference(new) {
+            // Deleted by key: what comes before the `:`.
+            let key = e.split(" : ").next().unwrap_or(e);
+            s.push_str(&format!("delete element inet {TABLE} {map} {{ {key} }}\n"));
+        }
+        for e in new.difference(old) {
+            s.push_str(&format!("add element inet {TABLE} {map} {{ {e} }}\n"));
+        }
     }
-    s.push_str("}\n");
     Ok(s)
+}
+
+/// Changes only the published ports of a table [`apply`] wrote with
+/// `old`: one transaction of element deletions and additions.
+pub fn update_ports(namespace: Option<&Path>, old: &[PortMapping], new: &[PortMapping]) -> io::Result<()> {
+    let script = render_port_update(old, new)?;
+    if script.is_empty() {
+        return Ok(());
+    }
+    nft(namespace, &script)
 }
 
 fn nft(namespace: Option<&Path>, script: &str) -> io::Result<()> {
@@ -195,11 +253,25 @@ mod tests {
             s.contains("iifname \"berth0\" oifname \"br-inner\" drop") && s.contains("iifname \"br-inner\" oifname \"berth0\" drop"),
             "{s}"
         );
+        assert!(s.contains("elements = { tcp . 8080 : 172.17.0.2 . 80 }"), "{s}");
         assert_eq!(
-            s.matches("fib daddr type local tcp dport 8080 dnat ip to 172.17.0.2:80").count(),
+            s.matches("dnat ip to meta l4proto . th dport map @ports_any").count(),
             2,
             "prerouting and output: {s}"
         );
+        // Ports change by elements alone.
+        let at = PortMapping {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            host_port: 53,
+            proto: "udp".into(),
+            ..ports[0].clone()
+        };
+        let u = render_port_update(&ports, &[at.clone()]).unwrap();
+        assert_eq!(
+            u,
+            "delete element inet berth ports_any { tcp . 8080 }\nadd element inet berth ports_at { 127.0.0.1 . udp . 53 : 172.17.0.2 . 80 }\n"
+        );
+        assert_eq!(render_port_update(&[at.clone()], &[at]).unwrap(), "");
         assert!(render(
             &[NetworkRules {
                 bridge: "bad name;".into(),

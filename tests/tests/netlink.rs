@@ -259,10 +259,7 @@ fn firewall_rules_load_isolate_and_publish_in_a_namespace() {
     }];
     firewall::apply(Some(&host), &nets, &ports).unwrap();
     let table = ok(&mut inside(&host, &["nft", "list", "table", "inet", "berth"]));
-    assert!(
-        table.contains("masquerade") && table.contains("dnat ip to 10.211.0.2:80"),
-        "{table}"
-    );
+    assert!(table.contains("masquerade") && table.contains(": 10.211.0.2 . 80"), "{table}");
     assert!(!ping(&a, "10.211.0.2"), "isolated: no forwarding between two berth bridges");
     // The published port, reached from a (through the host's address on br-a).
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -272,7 +269,7 @@ fn firewall_rules_load_isolate_and_publish_in_a_namespace() {
     // Applying again with one network leaves only its rules; remove clears all.
     firewall::apply(Some(&host), &nets[..1], &[]).unwrap();
     let table = ok(&mut inside(&host, &["nft", "list", "table", "inet", "berth"]));
-    assert!(!table.contains("br-b") && !table.contains("dnat ip to"), "{table}");
+    assert!(!table.contains("br-b") && !table.contains("elements"), "{table}");
     assert!(ping(&a, "10.211.0.2"), "forwarding back once the isolation is gone");
     firewall::remove(Some(&host)).unwrap();
     firewall::remove(Some(&host)).unwrap();

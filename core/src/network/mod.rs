@@ -249,8 +249,9 @@ pub struct Networks {
     dir: PathBuf,
     ipam: Ipam,
     records: Mutex<BTreeMap<String, Network>>,
-    /// The nft script last applied, so an unchanged state costs nothing.
-    applied: Mutex<Option<String>>,
+    /// What the table says now (networks, ports), so an unchanged state
+    /// costs nothing and a change of ports alone only changes elements.
+    applied: Mutex<Option<(Vec<berth_net::firewall::NetworkRules>, Vec<berth_net::firewall::PortMapping>)>>,
     /// Held while host ports are chosen and recorded.
     ports: Mutex<()>,
     /// The cluster store of global networks, when berthd has one.
@@ -801,12 +802,18 @@ impl Networks {
                 container_port: p.container_port,
             });
         }
-        let script = berth_net::firewall::render(&networks, &mappings).map_err(internal)?;
-        if applied.as_deref() == Some(script.as_str()) {
-            return Ok(());
+        mappings.sort();
+        let done = match applied.as_ref() {
+            Some((nets, ports)) if *nets == networks && *ports == mappings => return Ok(()),
+            Some((nets, ports)) if *nets == networks => berth_net::firewall::update_ports(None, ports, &mappings),
+            _ => berth_net::firewall::apply(None, &networks, &mappings),
+        };
+        if let Err(e) = done {
+            // What the table says is not known now: written whole next time.
+            *applied = None;
+            return Err(internal(format!("nftables: {e}")));
         }
-        berth_net::firewall::apply(None, &networks, &mappings).map_err(|e| internal(format!("nftables: {e}")))?;
-        *applied = Some(script);
+        *applied = Some((networks, mappings));
         Ok(())
     }
 }
