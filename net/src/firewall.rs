@@ -271,7 +271,10 @@ mod tests {
             u,
             "delete element inet berth ports_any { tcp . 8080 }\nadd element inet berth ports_at { 127.0.0.1 . udp . 53 : 172.17.0.2 . 80 }\n"
         );
-        assert_eq!(render_port_update(std::slice::from_ref(&at), std::slice::from_ref(&at)).unwrap(), "");
+        assert_eq!(
+            render_port_update(std::slice::from_ref(&at), std::slice::from_ref(&at)).unwrap(),
+            ""
+        );
         assert!(render(
             &[NetworkRules {
                 bridge: "bad name;".into(),

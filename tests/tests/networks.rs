@@ -932,6 +932,29 @@ fn overlay_networks_span_three_hosts() {
         text(&o),
         hosts[2].log()
     );
+    // Out of the overlay, through the host's gateway bridge (NAT): etcd's
+    // address is on the hosts' underlay only.
+    let o = hosts[2]
+        .docker()
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "ov",
+            "busybox",
+            "sh",
+            "-c",
+            "ip route | grep default; timeout 5 wget -qO- http://10.99.0.100:2379/version",
+        ])
+        .output()
+        .unwrap();
+    let s = out(&o);
+    assert!(
+        s.contains("default via") && s.contains("dev eth1") && s.contains("etcdserver"),
+        "{}",
+        text(&o)
+    );
+    assert!(ok(hosts[2].docker().args(["network", "ls", "--format", "{{.Name}}"])).contains("docker_gwbridge"));
     // Host 1 has host 2's endpoint programmed: its MAC behind host 2's VTEP,
     // its IP at that MAC.
     let mac2 = ok(hosts[1]

@@ -122,6 +122,10 @@ pub struct Record {
     /// Its published ports while running.
     #[serde(default)]
     pub ports: Vec<crate::network::Published>,
+    /// Its way out through the gateway bridge while running, when its
+    /// networks (overlays) give it no default route.
+    #[serde(default)]
+    pub gateway_endpoint: Option<crate::network::Endpoint>,
 }
 
 impl Record {
@@ -384,6 +388,7 @@ mod tests {
             parent_layer: String::new(),
             networks: Default::default(),
             ports: vec![],
+            gateway_endpoint: None,
         }
     }
 

@@ -391,6 +391,7 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
         parent_layer: parent,
         networks,
         ports: Vec::new(),
+        gateway_endpoint: None,
     };
     match d.containers.add(record) {
         Ok(e) => d.events.container("create", &e.snapshot(), &[]),
@@ -1383,7 +1384,10 @@ pub fn reconcile(d: &Daemon) {
         .containers
         .all()
         .iter()
-        .flat_map(|e| e.record().networks.values().cloned().collect::<Vec<_>>())
+        .flat_map(|e| {
+            let r = e.record();
+            r.networks.values().cloned().chain(r.gateway_endpoint.clone()).collect::<Vec<_>>()
+        })
         .flat_map(|ep| [ep.ip_address.parse().ok(), ep.ipv6_address.parse().ok()])
         .flatten()
         .collect();

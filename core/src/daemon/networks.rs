@@ -189,9 +189,9 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
             }
         };
         // The first network that can route out gives the default route
-        // (as Docker, an internal network gives none).
+        // (as Docker, an internal network gives none; an overlay gives
+        // none either: it answers no gateway).
         let default_route = !routed && !net.internal;
-        routed |= default_route;
         let joined_now = d
             .networks
             .join(&d.registry, &net, &mut ep, netns, &format!("eth{i}"), default_route)
@@ -201,7 +201,28 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
             undo(&mut joined);
             return Err(format!("join network {name}: {err}"));
         }
+        routed |= default_route && !ep.gateway.is_empty();
         joined.insert(name.clone(), ep);
+    }
+    // Containers only on overlays reach out through the host's gateway
+    // bridge, as Docker's docker_gwbridge.
+    let wants_gateway = !routed
+        && joined
+            .values()
+            .any(|ep| d.networks.find(&ep.network_id).is_ok_and(|n| n.scope == "global" && !n.internal));
+    let mut gateway = None;
+    if wants_gateway {
+        let mut ep = Endpoint::default();
+        let made = d.networks.gateway_bridge(&d.registry).and_then(|net| {
+            ep.network_id = net.id.clone();
+            d.networks
+                .join(&d.registry, &net, &mut ep, netns, &format!("eth{}", joined.len()), true)
+        });
+        if let Err(err) = made {
+            undo(&mut joined);
+            return Err(format!("join the gateway bridge: {err}"));
+        }
+        gateway = Some(ep);
     }
     let _held = d.networks.port_lock();
     let wanted = ports::wanted(&r.config, &r.host_config)?;
@@ -215,6 +236,9 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
             Ok(p) => p,
             Err(err) => {
                 undo(&mut joined);
+                if let Some(mut g) = gateway {
+                    d.networks.leave(&d.registry, &mut g);
+                }
                 return Err(format!("driver failed programming external connectivity: {err}"));
             }
         },
@@ -225,6 +249,7 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
             r.networks.insert(name.clone(), ep.clone());
         }
         r.ports = published;
+        r.gateway_endpoint = gateway;
     });
     if let Err(err) = updated.map_err(|e| e.to_string()).and_then(|_| sync_firewall(d)) {
         leave_all(d, e);
@@ -248,16 +273,17 @@ pub fn sync_firewall(d: &Daemon) -> Result<(), String> {
 pub fn leave_all(d: &Daemon, e: &Entry) {
     d.resolvers.stop(&e.record().id);
     let r = e.snapshot();
-    if r.ports.is_empty() && !r.networks.values().any(Endpoint::joined) {
+    if r.ports.is_empty() && !r.networks.values().any(Endpoint::joined) && r.gateway_endpoint.is_none() {
         return;
     }
     let mut networks = r.networks.clone();
-    for ep in networks.values_mut() {
+    for ep in networks.values_mut().chain(r.gateway_endpoint.clone().as_mut()) {
         d.networks.leave(&d.registry, ep);
     }
     let _ = d.containers.update(e, |r| {
         r.networks = networks;
         r.ports.clear();
+        r.gateway_endpoint = None;
     });
     if let Err(err) = sync_firewall(d) {
         eprintln!("berthd: {err}");

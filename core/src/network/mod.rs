@@ -30,6 +30,8 @@ pub const PREDEFINED: [(&str, &str); 3] = [("bridge", "bridge"), ("host", "host"
 /// the same subnet).
 pub const DEFAULT_BRIDGE: &str = "berth0";
 pub const DEFAULT_SUBNET: &str = "172.17.0.0/16";
+/// The gateway bridge of containers on overlays only (Docker's name).
+pub const GATEWAY_BRIDGE: &str = "docker_gwbridge";
 
 /// What went wrong, with the HTTP status the API answers it with.
 #[derive(Debug, thiserror::Error)]
@@ -563,6 +565,29 @@ impl Networks {
 
     fn shared_for(&self, net: &Network) -> Option<&global::Shared> {
         self.shared.as_ref().filter(|_| net.scope == "global")
+    }
+
+    /// The host's gateway bridge (Docker's `docker_gwbridge`), made on
+    /// first use: the way out for containers whose networks (overlays)
+    /// give them none.
+    pub fn gateway_bridge(&self, registry: &Registry) -> Result<Network> {
+        if let Ok(n) = self.find(GATEWAY_BRIDGE) {
+            return Ok(n);
+        }
+        let req = CreateRequest {
+            name: GATEWAY_BRIDGE.into(),
+            driver: berth_net::bridge::NAME.into(),
+            options: Some(BTreeMap::from([(
+                berth_net::bridge::BRIDGE_NAME_OPTION.to_string(),
+                GATEWAY_BRIDGE.to_string(),
+            )])),
+            ..Default::default()
+        };
+        match self.make(registry, req, false) {
+            // Made meanwhile by another start.
+            Err(NetworkError::Conflict(_)) => self.find(GATEWAY_BRIDGE),
+            r => r,
+        }
     }
 
     /// `network rm`: the caller has checked that no container is on it.
