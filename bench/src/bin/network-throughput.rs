@@ -11,7 +11,7 @@
 //! is the path the container's traffic takes (veth, bridge, veth).
 //!
 //! Usage: network-throughput (as root, after `cargo build --release
-//! --bins`; BENCH_ITERS=N rounds, default 3; BENCH_SECONDS per run,
+//! --bins`; BENCH_ITERS=N rounds, default 15; BENCH_SECONDS per run,
 //! default 3)
 
 use std::path::{Path, PathBuf};
@@ -84,7 +84,7 @@ fn main() -> Result<()> {
     if Command::new("iperf3").arg("--version").output().is_err() {
         bail!("iperf3 is missing: apt-get install iperf3");
     }
-    let rounds = iterations(3);
+    let rounds = iterations(15);
     let seconds: u32 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir()?;
     let mut pins = Pins(Vec::new());
