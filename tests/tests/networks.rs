@@ -114,8 +114,30 @@ fn bridge_networks_reach_resolve_and_isolate() {
             .to_string()
     };
     let mac_at_create = bridge_mac();
-    ok(d.docker()
-        .args(["network", "create", "--subnet", "10.77.0.0/24", "--gateway", "10.77.0.254", "back"]));
+    ok(d.docker().args([
+        "network",
+        "create",
+        "--subnet",
+        "10.77.0.0/24",
+        "--gateway",
+        "10.77.0.254",
+        "--ip-range",
+        "10.77.0.128/25",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "back",
+    ]));
+    // Addresses come from the range; the MTU is the network's.
+    let o = docker(
+        &d,
+        &["run", "--rm", "--network", "back", "busybox", "ip", "-o", "addr", "show", "eth0"],
+    );
+    assert!(out(&o).contains("inet 10.77.0.128/24"), "{}", text(&o));
+    let o = docker(
+        &d,
+        &["run", "--rm", "--network", "back", "busybox", "ip", "-o", "link", "show", "eth0"],
+    );
+    assert!(out(&o).contains("mtu 1400"), "{}", text(&o));
     let web = ok(d.docker().args([
         "run",
         "-d",
