@@ -30,6 +30,9 @@ pub const NAME: &str = "bridge";
 pub const BRIDGE_NAME_OPTION: &str = "com.docker.network.bridge.name";
 /// The option setting the MTU (Docker's).
 pub const MTU_OPTION: &str = "com.docker.network.driver.mtu";
+/// The option turning traffic between the network's containers off
+/// (Docker's; the gateway bridge of overlays has it off).
+pub const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
 /// Join option: the interface's name in the sandbox (default `eth0`).
 pub const IFNAME_OPTION: &str = "com.berth.ifname";
 /// Join option: `false` leaves the sandbox's default route alone (a
@@ -45,6 +48,13 @@ struct Network {
     #[serde(default)]
     gateway6: Option<(IpAddr, u8)>,
     mtu: Option<u32>,
+    /// Containers may talk to each other (else their ports are isolated).
+    #[serde(default = "yes")]
+    icc: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,12 +214,14 @@ impl NetworkDriver for BridgeDriver {
                 reason: format!("already used by network {id}"),
             });
         }
+        let icc = !matches!(req.options.get(ICC_OPTION).and_then(|v| v.as_str()), Some("false"));
         let network = Network {
             bridge,
             gateway,
             prefix,
             gateway6,
             mtu,
+            icc,
         };
         let mut nl = self.netlink()?;
         self.make_bridge(&mut nl, &network)?;
@@ -292,6 +304,7 @@ impl NetworkDriver for BridgeDriver {
         let placed = nl
             .index(&net.bridge)
             .and_then(|bridge| nl.set_link(&host_if, Some(bridge), None, true))
+            .and_then(|_| if net.icc { Ok(()) } else { nl.isolate_port(&host_if) })
             .and_then(|_| {
                 let sandbox = Path::new(&req.sandbox_key);
                 configure(sandbox, &ifname, &ep.mac, &ep.address, default_route.then_some(net.gateway))?;

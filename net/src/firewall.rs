@@ -50,7 +50,9 @@ pub struct PortMapping {
     pub container_port: u16,
 }
 
-fn check_name(name: &str) -> io::Result<()> {
+/// Whether berth writes rules for an interface of this name (and so
+/// whether a bridge may be called so): letters, digits, `-`, `_`, `.`.
+pub fn check_name(name: &str) -> io::Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name
@@ -70,9 +72,13 @@ fn check_name(name: &str) -> io::Result<()> {
 pub fn render(networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<String> {
     let mut s = String::new();
     // Deleting a table that does not exist fails the transaction: add it first.
-    s.push_str(&format!(
-        "add table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n"
-    ));
+    s.push_str(&format!("add table inet {TABLE}\ndelete table inet {TABLE}\n"));
+    s.push_str(&format!("table inet {TABLE} {{\n"));
+    // route_localnet lets the host's own connections to 127.0.0.1 reach
+    // published ports; it must not let containers reach the host's
+    // loopback-only services (CVE-2020-8558): nothing from outside `lo`
+    // is delivered to 127/8.
+    s.push_str("  chain raw_prerouting {\n    type filter hook prerouting priority raw; policy accept;\n    iifname != \"lo\" ip daddr 127.0.0.0/8 drop\n  }\n");
     s.push_str("  chain forward {\n    type filter hook forward priority filter; policy accept;\n");
     // A published port is reached from any network, isolation or not.
     s.push_str("    ct status dnat accept\n");
@@ -96,6 +102,12 @@ pub fn render(networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<St
             .filter(|c| c.is_ascii_hexdigit() || matches!(c, '.' | '/' | ':'))
             .collect();
         s.push_str(&format!("    ip saddr {subnet} oifname != \"{}\" masquerade\n", n.bridge));
+        // Hairpin: a container reaching a published port of one on its own
+        // bridge gets answers through the host, not straight over the bridge.
+        s.push_str(&format!(
+            "    ct status dnat ip saddr {subnet} oifname \"{}\" masquerade\n",
+            n.bridge
+        ));
     }
     // Connections from the host to 127.0.0.1:PORT leave by a bridge
     // with a loopback source the container could not answer.

@@ -20,6 +20,9 @@ const NLMSG_DONE: u16 = 3;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
+const IFLA_PROTINFO: u16 = 12;
+const IFLA_BRPORT_ISOLATED: u16 = 33;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_NEWNEIGH: u16 = 28;
@@ -367,6 +370,17 @@ impl Netlink {
             Err(e) if !present && e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r.map(drop),
         }
+    }
+
+    /// Isolates bridge port `name`: it forwards to no other isolated port
+    /// (the kernel's `bridge link set ... isolated on`).
+    pub fn isolate_port(&mut self, name: &str) -> io::Result<()> {
+        let index = self.index(name)?;
+        let mut fixed = ifinfo(index, 0, 0);
+        fixed[0] = libc::AF_BRIDGE as u8;
+        let mut m = Message::new(RTM_SETLINK, 0, &fixed);
+        m.begin(IFLA_PROTINFO).attr(IFLA_BRPORT_ISOLATED, &[1]).end();
+        self.call(&mut m, &format!("isolate bridge port {name}")).map(drop)
     }
 
     /// Sets a link's master (a bridge), MAC and up state; `None` leaves each.

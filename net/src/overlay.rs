@@ -82,6 +82,9 @@ struct Inner {
     local: StateFile<LocalState>,
     /// Remote (IP, MAC, VTEP) entries programmed, by network.
     programmed: Mutex<BTreeMap<String, BTreeSet<Remote>>>,
+    /// Held while a network's devices on this host are made or removed,
+    /// so two joins (or a join and the sync) never undo each other.
+    devices: Mutex<()>,
 }
 
 pub struct OverlayDriver {
@@ -132,6 +135,7 @@ impl Inner {
 
     /// The network's bridge and VXLAN link on this host, made if missing.
     fn ensure_local(&self, id: &str) -> Result<()> {
+        let _devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         let net = self.network(id)?;
         let (_, vtep) = self.etcd()?;
         let mut nl = self.netlink()?;
@@ -157,6 +161,7 @@ impl Inner {
     }
 
     fn remove_local(&self, id: &str) {
+        let _devices = self.devices.lock().unwrap_or_else(|p| p.into_inner());
         if let Ok(mut nl) = self.netlink() {
             let _ = nl.delete_link(&vxlan_name(id));
             let _ = nl.delete_link(&bridge_name(id));
@@ -221,7 +226,10 @@ impl Inner {
             .cloned()
             .collect();
         for id in gone {
-            self.remove_local(&id);
+            // Asked again now: one created after the listing above stays.
+            if etcd.get(&format!("{NETWORKS}{id}")).is_ok_and(|v| v.is_none()) {
+                self.remove_local(&id);
+            }
         }
     }
 }
@@ -240,6 +248,7 @@ impl OverlayDriver {
             namespace,
             local: StateFile::open(home)?,
             programmed: Mutex::new(BTreeMap::new()),
+            devices: Mutex::new(()),
         });
         if running {
             let weak: Weak<Inner> = Arc::downgrade(&inner);

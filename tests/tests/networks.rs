@@ -333,6 +333,21 @@ fn published_ports_are_reached_from_the_host_and_beyond() {
             .unwrap();
         assert_eq!(out(&o), short, "port {p}: {}", text(&o));
     }
+    // From a container on the same bridge through the host (hairpin NAT).
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "timeout",
+            "3",
+            "wget",
+            "-qO-",
+            "http://172.17.0.1:8080/hostname",
+        ],
+    );
+    assert_eq!(out(&o), short, "{}", text(&o));
     // From another machine: a namespace joined to the host by a veth.
     let n = Neighbour::new(&d, dir.path(), "vtest0", "192.0.2.2", "192.0.2.1");
     let o = n
@@ -400,6 +415,23 @@ fn names_not_ours_are_forwarded_upstream() {
         String::from_utf8_lossy(&buf[..n]).into_owned()
     });
     ok(d.docker().args(["network", "create", "lan"]));
+    // A container on internal networks only sends no question out
+    // (else the name itself carries data out, CVE-2024-29018).
+    ok(d.docker().args(["network", "create", "--internal", "sealed"]));
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "sealed",
+            "busybox",
+            "nslookup",
+            "secret.leak",
+            "127.0.0.11",
+        ],
+    );
+    assert!(!out(&o).contains("203.0.113.7"), "{}", text(&o));
     let o = docker(
         &d,
         &[
@@ -416,7 +448,11 @@ fn names_not_ours_are_forwarded_upstream() {
     let s = out(&o);
     assert!(s.contains("203.0.113.7"), "{}", text(&o));
     assert!(s.contains("search example.test"), "the host's search domains: {s}");
-    assert!(server.join().unwrap().contains("far"), "the question went upstream");
+    let asked = server.join().unwrap();
+    assert!(
+        asked.contains("far") && !asked.contains("secret"),
+        "the lan question went upstream first, the sealed one never: {asked}"
+    );
     // --dns on the default bridge is written as given.
     let o = docker(
         &d,
@@ -977,6 +1013,14 @@ fn overlay_networks_span_three_hosts() {
         text(&o)
     );
     assert!(ok(hosts[2].docker().args(["network", "ls", "--format", "{{.Name}}"])).contains("docker_gwbridge"));
+    // Its containers do not talk to each other across it (no ICC: the
+    // ports are isolated).
+    ok(hosts[2]
+        .docker()
+        .args(["run", "-d", "--name", "lonely", "--network", "ov", "busybox", "sleep", "60"]));
+    let ports = ok(hosts[2].on_host("bridge").args(["-d", "link", "show", "master", "docker_gwbridge"]));
+    assert!(ports.contains("isolated on"), "{ports}");
+    ok(hosts[2].docker().args(["rm", "-f", "lonely"]));
     // Host 1 has host 2's endpoint programmed: its MAC behind host 2's VTEP,
     // its IP at that MAC.
     let mac2 = ok(hosts[1]

@@ -319,6 +319,11 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
         )));
     }
     let networks = super::networks::at_create(d, &hc, &networking)?;
+    // `container:NAME` held by ID, as Docker's: a rename cannot change it.
+    if let Some(other) = hc["NetworkMode"].as_str().and_then(|m| m.strip_prefix("container:")) {
+        let id = d.containers.find(other).map_err(failure)?.record().id.clone();
+        hc["NetworkMode"] = json!(format!("container:{id}"));
+    }
     crate::network::ports::wanted(&cfg, &hc).map_err(bad)?;
     spec::capabilities(&hc).map_err(bad)?;
     let log_type = hc["LogConfig"]["Type"].as_str().unwrap_or("");

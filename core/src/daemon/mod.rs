@@ -614,8 +614,16 @@ where
 /// Serves the API on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::UnixListener, d: Arc<Daemon>) -> std::io::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await?;
-        tokio::spawn(connection(stream, d.clone()));
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(connection(stream, d.clone()));
+            }
+            // Out of descriptors, say: the API waits instead of ending.
+            Err(e) => {
+                eprintln!("berthd: accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 

@@ -64,9 +64,16 @@ pub fn sandbox(d: &Daemon, r: &Record) -> Result<Sandbox, String> {
         if !o.state.running() {
             return Err(format!("cannot join the network of a non running container: {}", o.name));
         }
-        return sandbox(d, &o).map(|s| match s {
-            Sandbox::Own(p) => Sandbox::Shared(p),
-            s => s,
+        // One step only: a container sharing another's namespace is not
+        // shared again (and a renamed pair can never loop).
+        let theirs = mode(&o.host_config);
+        if theirs.starts_with("container:") || o.id == r.id {
+            return Err(format!("cannot join the network of {}: it shares another container's", o.name));
+        }
+        return Ok(if theirs == "host" {
+            Sandbox::Host
+        } else {
+            Sandbox::Shared(netns_path(d, &o.id))
         });
     }
     Ok(Sandbox::Own(netns_path(d, &r.id)))
@@ -86,7 +93,10 @@ pub fn at_create(d: &Daemon, hc: &Value, networking: &Value) -> Result<BTreeMap<
         .map(|(k, v)| (if k == "default" { "bridge".to_string() } else { k }, v))
         .collect();
     if let Some(other) = m.strip_prefix("container:") {
-        d.containers.find(other).map_err(super::containers::failure)?;
+        let o = d.containers.find(other).map_err(super::containers::failure)?.snapshot();
+        if mode(&o.host_config).starts_with("container:") {
+            return Err(bad(format!("cannot join the network of {}: it shares another container's", o.name)));
+        }
         return Ok(BTreeMap::new());
     }
     let mut names: Vec<String> = vec![m.clone()];
@@ -311,10 +321,13 @@ fn upstreams(d: &Daemon, r: &Record) -> Vec<IpAddr> {
         .collect()
 }
 
-/// The addresses `name` has for container `id`: containers on its
-/// DNS-served networks, by name, alias or ID prefix.
-fn lookup(d: &Daemon, id: &str, name: &str) -> Option<Vec<IpAddr>> {
-    let asker = d.containers.find(id).ok()?.snapshot();
+/// What the resolver answers container `id` for `name`: the addresses of
+/// containers on its DNS-served networks (by name, alias or ID prefix);
+/// else forwarding, unless all its networks are internal.
+fn lookup(d: &Daemon, id: &str, name: &str) -> dns::Answer {
+    let Ok(asker) = d.containers.find(id).map(|e| e.snapshot()) else {
+        return dns::Answer::Refuse;
+    };
     let dns_nets: Vec<Network> = asker
         .networks
         .values()
@@ -344,7 +357,21 @@ fn lookup(d: &Daemon, id: &str, name: &str) -> Option<Vec<IpAddr>> {
     }
     out.sort();
     out.dedup();
-    (!out.is_empty()).then_some(out)
+    if !out.is_empty() {
+        return dns::Answer::Found(out);
+    }
+    let reaches_out = asker
+        .networks
+        .values()
+        .filter(|ep| ep.joined())
+        .filter_map(|ep| d.networks.find(&ep.network_id).ok())
+        .any(|n| !n.internal)
+        || asker.gateway_endpoint.is_some();
+    if reaches_out {
+        dns::Answer::Forward
+    } else {
+        dns::Answer::Refuse
+    }
 }
 
 /// What a container is called on a network: its name, its aliases there
@@ -364,7 +391,10 @@ pub fn start_dns(d: &Arc<Daemon>, e: &Entry) {
     let Ok(Sandbox::Own(netns)) = sandbox(d, &r) else { return };
     let weak = Arc::downgrade(d);
     let id = r.id.clone();
-    let find: dns::Lookup = Arc::new(move |name: &str| lookup(&*weak.upgrade()?, &id, name));
+    let find: dns::Lookup = Arc::new(move |name: &str| match weak.upgrade() {
+        Some(d) => lookup(&d, &id, name),
+        None => dns::Answer::Refuse,
+    });
     if let Err(err) = d.resolvers.start(&r.id, &netns, find, upstreams(d, &r)) {
         eprintln!("berthd: the DNS resolver of {}: {err}", r.id);
     }
@@ -375,6 +405,11 @@ fn strings(v: &Value) -> Vec<String> {
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
+
+/// Where systemd-resolved keeps the host's real nameservers.
+const SYSTEMD_RESOLV_CONF: &str = "/run/systemd/resolve/resolv.conf";
+/// Docker's servers for a host that has none a container can reach.
+const FALLBACK_NAMESERVERS: [&str; 2] = ["8.8.8.8", "8.8.4.4"];
 
 /// The container's /etc/resolv.conf: the embedded resolver on a
 /// user-defined network, else its `--dns` or the host's servers;
@@ -401,11 +436,23 @@ pub fn resolv_conf(d: &Daemon, r: &Record) -> String {
     } else {
         // The host's loopback resolvers are not reachable from a
         // namespace of its own.
-        dns::nameservers(&host)
-            .into_iter()
-            .filter(|a| host_net || !a.is_loopback())
-            .map(|a| a.to_string())
-            .collect()
+        let usable = |text: &str| -> Vec<String> {
+            dns::nameservers(text)
+                .into_iter()
+                .filter(|a| host_net || !a.is_loopback())
+                .map(|a| a.to_string())
+                .collect()
+        };
+        let mut servers = usable(&host);
+        // As Docker: a host behind systemd-resolved (127.0.0.53) has its
+        // real servers there; else Google's public ones.
+        if servers.is_empty() {
+            servers = usable(&std::fs::read_to_string(SYSTEMD_RESOLV_CONF).unwrap_or_default());
+        }
+        if servers.is_empty() {
+            servers = FALLBACK_NAMESERVERS.iter().map(|s| s.to_string()).collect();
+        }
+        servers
     };
     let mut out = String::new();
     for s in servers {
@@ -763,12 +810,19 @@ fn disconnect(d: &Daemon, key: &str, body: &[u8]) -> Result<(), Failure> {
             "container cannot be disconnected from host network or connected to host network",
         ));
     }
+    let left_ip = ep.ip_address.clone();
     d.networks.leave(&d.registry, &mut ep);
     d.containers
         .update(&e, |r| {
             r.networks.remove(&name);
+            // Ports published to the address just given back would lead to
+            // whoever gets it next.
+            r.ports.retain(|p| p.container_ip != left_ip);
         })
         .map_err(super::containers::failure)?;
+    if let Err(err) = sync_firewall(d) {
+        eprintln!("berthd: {err}");
+    }
     network_event(d, "disconnect", &net, &r.id);
     Ok(())
 }

@@ -14,9 +14,31 @@ use std::time::Duration;
 /// Where containers find the resolver (Docker's address).
 pub const ADDRESS: &str = "127.0.0.11";
 
-/// Answers a name (lowercase, no trailing dot) for the asking
-/// container: the addresses it has, or `None` for a name not ours.
-pub type Lookup = Arc<dyn Fn(&str) -> Option<Vec<IpAddr>> + Send + Sync>;
+/// What the resolver does with a name (lowercase, no trailing dot) the
+/// asking container asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// One of ours: these addresses.
+    Found(Vec<IpAddr>),
+    /// Not ours: ask the upstream servers.
+    Forward,
+    /// Not ours, and the container may not reach out (only internal
+    /// networks): no such name, and nothing leaves (CVE-2024-29018).
+    Refuse,
+}
+
+/// Answers a name for the asking container. It may block (it reads the
+/// records, and the cluster store for global networks): it runs off the
+/// async workers.
+pub type Lookup = Arc<dyn Fn(&str) -> Answer + Send + Sync>;
+
+/// Queries (UDP) and connections (TCP) one container may have in flight:
+/// a container flooding its resolver cannot take berthd's descriptors.
+const MAX_QUERIES: usize = 64;
+const MAX_CONNECTIONS: usize = 8;
+/// How long a TCP connection may sit without a query.
+const IDLE: Duration = Duration::from_secs(10);
+const RCODE_NXDOMAIN: u8 = 3;
 
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
@@ -138,7 +160,8 @@ async fn forward(query: &[u8], upstreams: &[IpAddr]) -> Vec<u8> {
         let Ok(sock) = tokio::net::UdpSocket::bind(bind).await else {
             continue;
         };
-        if sock.send_to(query, SocketAddr::new(*server, 53)).await.is_err() {
+        // Connected: answers from anywhere but the server are not taken.
+        if sock.connect(SocketAddr::new(*server, 53)).await.is_err() || sock.send(query).await.is_err() {
             continue;
         }
         let mut buf = vec![0u8; 4096];
@@ -154,21 +177,33 @@ async fn forward(query: &[u8], upstreams: &[IpAddr]) -> Vec<u8> {
 
 /// The answer to one query.
 async fn resolve(query: &[u8], lookup: &Lookup, upstreams: &[IpAddr]) -> Vec<u8> {
-    if let Some(q) = question(query) {
-        if let Some(addrs) = lookup(q.name.trim_end_matches('.')) {
-            return answer(query, &q, &addrs);
-        }
-    }
     if query.len() < 12 {
         return Vec::new();
     }
-    forward(query, upstreams).await
+    let decided = match question(query) {
+        Some(q) => {
+            let (lookup, name) = (lookup.clone(), q.name.trim_end_matches('.').to_string());
+            let a = tokio::task::spawn_blocking(move || lookup(&name)).await.unwrap_or(Answer::Refuse);
+            Some((q, a))
+        }
+        None => None,
+    };
+    match decided {
+        Some((q, Answer::Found(addrs))) => answer(query, &q, &addrs),
+        Some((_, Answer::Refuse)) => failure(query, RCODE_NXDOMAIN),
+        _ => forward(query, upstreams).await,
+    }
 }
 
 async fn serve_udp(sock: tokio::net::UdpSocket, lookup: Lookup, upstreams: Arc<Vec<IpAddr>>) {
     let sock = Arc::new(sock);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_QUERIES));
     let mut buf = vec![0u8; 4096];
     while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+        // Over the limit: dropped, as a lost datagram (the stub retries).
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            continue;
+        };
         let query = buf[..n].to_vec();
         let (sock, lookup, upstreams) = (sock.clone(), lookup.clone(), upstreams.clone());
         tokio::spawn(async move {
@@ -176,18 +211,30 @@ async fn serve_udp(sock: tokio::net::UdpSocket, lookup: Lookup, upstreams: Arc<V
             if !reply.is_empty() {
                 let _ = sock.send_to(&reply, peer).await;
             }
+            drop(permit);
         });
     }
 }
 
 async fn serve_tcp(listener: tokio::net::TcpListener, lookup: Lookup, upstreams: Arc<Vec<IpAddr>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    while let Ok((mut conn, _)) = listener.accept().await {
+    let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let mut conn = match listener.accept().await {
+            Ok((c, _)) => c,
+            // Out of descriptors, say: wait rather than end the resolver.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else { continue };
         let (lookup, upstreams) = (lookup.clone(), upstreams.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             loop {
                 let mut len = [0u8; 2];
-                if conn.read_exact(&mut len).await.is_err() {
+                if !matches!(tokio::time::timeout(IDLE, conn.read_exact(&mut len)).await, Ok(Ok(_))) {
                     return;
                 }
                 let mut query = vec![0u8; u16::from_be_bytes(len) as usize];

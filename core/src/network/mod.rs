@@ -405,6 +405,9 @@ impl Networks {
             return Err(NetworkError::Invalid(format!("IPAM driver {d:?} is not supported (default)")));
         }
         let global = driver.capabilities().scope == "global";
+        if global && req.enable_ipv6.unwrap_or(false) {
+            return Err(NetworkError::Invalid(format!("IPv6 is not supported on {driver_name} networks")));
+        }
         let shared = match (&self.shared, global) {
             (Some(s), true) => Some(s),
             (None, true) => {
@@ -480,6 +483,10 @@ impl Networks {
                 .get(berth_net::bridge::BRIDGE_NAME_OPTION)
                 .cloned()
                 .unwrap_or_else(|| format!("br-{}", &id[..12]));
+            if let Err(e) = berth_net::firewall::check_name(&net.bridge) {
+                undo(&pools);
+                return Err(NetworkError::Invalid(format!("bridge name: {e}")));
+            }
             if let Some(other) = self.all().iter().find(|n| n.bridge == net.bridge) {
                 undo(&pools);
                 return Err(NetworkError::Conflict(format!(
@@ -577,10 +584,11 @@ impl Networks {
         let req = CreateRequest {
             name: GATEWAY_BRIDGE.into(),
             driver: berth_net::bridge::NAME.into(),
-            options: Some(BTreeMap::from([(
-                berth_net::bridge::BRIDGE_NAME_OPTION.to_string(),
-                GATEWAY_BRIDGE.to_string(),
-            )])),
+            // As Docker's: containers reach out through it, not each other.
+            options: Some(BTreeMap::from([
+                (berth_net::bridge::BRIDGE_NAME_OPTION.to_string(), GATEWAY_BRIDGE.to_string()),
+                (berth_net::bridge::ICC_OPTION.to_string(), "false".to_string()),
+            ])),
             ..Default::default()
         };
         match self.make(registry, req, false) {
@@ -662,7 +670,7 @@ impl Networks {
             {
                 Ok(a) => Some((s, a)),
                 Err(e) => {
-                    let _ = self.ipam.release_address(&v4, ip);
+                    self.release_address(net, &v4, ip);
                     return Err(from_ipam(e));
                 }
             },
