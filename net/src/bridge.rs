@@ -235,13 +235,16 @@ impl NetworkDriver for BridgeDriver {
             kind: "network",
             name: network_id.into(),
         })?;
-        if let Some((id, _)) = s.endpoints.iter().find(|(_, e)| e.network == network_id) {
+        if let Some((id, _)) = s.endpoints.iter().find(|(_, e)| e.network == network_id && e.host_if.is_some()) {
             return Err(DriverError::Conflict {
                 kind: "network",
                 name: network_id.into(),
                 reason: format!("endpoint {id} is still on it"),
             });
         }
+        // Endpoints made but never joined (a start cut short by a crash)
+        // go with their network.
+        s.endpoints.retain(|_, e| e.network != network_id);
         self.netlink()?.delete_link(&n.bridge).map_err(driver_err)?;
         s.networks.remove(network_id);
         self.save(&s)

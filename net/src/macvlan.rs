@@ -198,13 +198,16 @@ impl NetworkDriver for MacvlanDriver {
             kind: "network",
             name: network_id.into(),
         })?;
-        if let Some((id, _)) = s.endpoints.iter().find(|(_, e)| e.network == network_id) {
+        if let Some((id, _)) = s.endpoints.iter().find(|(_, e)| e.network == network_id && e.joined.is_some()) {
             return Err(DriverError::Conflict {
                 kind: "network",
                 name: network_id.into(),
                 reason: format!("endpoint {id} is still on it"),
             });
         }
+        // Endpoints made but never joined (a start cut short by a crash)
+        // go with their network.
+        s.endpoints.retain(|_, e| e.network != network_id);
         if n.made_vlan {
             self.netlink()?.delete_link(&n.parent).map_err(driver_err)?;
         }

@@ -170,6 +170,19 @@ fn bridge_driver_joins_two_containers_to_one_network() {
         driver.delete_endpoint(&net.network_id, &ep.repeat(64)).unwrap();
     }
     assert!(!ok(&mut inside(&a, &["ip", "-o", "link"])).contains("eth0"));
+    // An endpoint made but never joined (a start cut short) does not hold
+    // its network.
+    driver
+        .create_endpoint(&CreateEndpointRequest {
+            network_id: net.network_id.clone(),
+            endpoint_id: "c".repeat(64),
+            interface: Some(EndpointInterface {
+                address: "10.201.0.9/24".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .unwrap();
     driver.delete_network(&net.network_id).unwrap();
     let left = ok(&mut inside(&host, &["ip", "-o", "link"]));
     assert!(
