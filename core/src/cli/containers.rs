@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::api::{encode, filter_query, Api};
 use super::format::human_size;
-use super::CliError;
+use super::{each, CliError};
 
 /// `berth stop` and `berth restart`.
 #[derive(Args, Debug)]
@@ -74,27 +74,6 @@ pub struct PruneArgs {
     /// Provide filter values (e.g. "until=<timestamp>").
     #[arg(long = "filter")]
     pub filter: Vec<String>,
-}
-
-/// Runs `op` on each container, printing what it returns; failures are
-/// printed as they come and make the status 1.
-fn each(names: &[String], mut op: impl FnMut(&str) -> Result<Option<String>, CliError>) -> Result<(), CliError> {
-    let mut failed = false;
-    for n in names {
-        match op(n) {
-            Ok(Some(line)) => println!("{line}"),
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("{e}");
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        Err(CliError::Exit(1))
-    } else {
-        Ok(())
-    }
 }
 
 /// `berth stop` (`restart` when `restart`).

@@ -83,14 +83,19 @@ impl CliError {
     }
 }
 
-/// Runs `each` for every name, printing errors as they come (as docker's
-/// rm commands do); exit 1 if any failed.
-fn for_each(names: &[String], mut each: impl FnMut(&str) -> Result<(), CliError>) -> Result<(), CliError> {
+/// Runs `op` on each name, printing what it returns; failures are
+/// printed as they come (as docker's commands over several objects do)
+/// and make the status 1.
+fn each(names: &[String], mut op: impl FnMut(&str) -> Result<Option<String>, CliError>) -> Result<(), CliError> {
     let mut failed = false;
     for n in names {
-        if let Err(e) = each(n) {
-            eprintln!("{e}");
-            failed = true;
+        match op(n) {
+            Ok(Some(line)) => println!("{line}"),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
         }
     }
     if failed {

@@ -171,10 +171,9 @@ pub fn network(api: &Api, cmd: NetworkCommand) -> Result<(), CliError> {
             };
             super::inspect::inspect(api, args, Some(super::inspect::Kind::Network))?;
         }
-        NetworkCommand::Rm { names } => super::for_each(&names, |n| {
+        NetworkCommand::Rm { names } => super::each(&names, |n| {
             api.call("DELETE", &format!("/networks/{}", encode(n)), None)?;
-            println!("{n}");
-            Ok(())
+            Ok(Some(n.to_string()))
         })?,
         NetworkCommand::Connect {
             aliases,

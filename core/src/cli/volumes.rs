@@ -122,10 +122,9 @@ pub fn volume(api: &Api, cmd: VolumeCommand) -> Result<(), CliError> {
         }
         VolumeCommand::Rm { force, names } => {
             let q = if force { "?force=1" } else { "" };
-            super::for_each(&names, |n| {
+            super::each(&names, |n| {
                 api.call("DELETE", &format!("/volumes/{}{q}", encode(n)), None)?;
-                println!("{n}");
-                Ok(())
+                Ok(Some(n.to_string()))
             })?
         }
         VolumeCommand::Prune { force, filters } => {
