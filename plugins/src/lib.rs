@@ -6,6 +6,7 @@
 //! found by name. It holds no engine code: `berth-fs` and `berth-net`
 //! implement the traits, `berth-core` owns a registry and drives it.
 
+pub mod abi;
 pub mod error;
 pub mod graph;
 pub mod network;
