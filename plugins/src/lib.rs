@@ -10,6 +10,7 @@ pub mod abi;
 pub mod error;
 pub mod graph;
 pub mod network;
+pub mod protocol;
 pub mod registry;
 pub mod volume;
 
