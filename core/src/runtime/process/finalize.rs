@@ -224,6 +224,8 @@ fn init(exe: &Path, c_exe: &CString, c_args: &[CString], c_env: &[CString]) -> R
     let all = SigSet::all();
     let mut old = SigSet::empty();
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all), Some(&mut old)).map_err(|e| fail("init signals", e))?;
+    // Named before the fork: the process may look at PID 1 at once.
+    let _ = nix::sys::prctl::set_name(c"berth-init");
     let child = match crate::sys::fork().map_err(|e| fail("init fork", e))? {
         0 => {
             drop(r);
@@ -245,7 +247,6 @@ fn init(exe: &Path, c_exe: &CString, c_args: &[CString], c_env: &[CString]) -> R
     // Exec succeeded: let go of everything (the start socket reads EOF).
     // SAFETY: close_range on fds this process owns; none is used again.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    let _ = nix::sys::prctl::set_name(c"berth-init");
     // The first pass reaps without waiting: the process may be gone already.
     let mut sig = Signal::SIGCHLD;
     loop {
