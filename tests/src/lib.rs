@@ -48,6 +48,15 @@ pub fn require(test: &str, have: bool, what: &str) -> bool {
     false
 }
 
+/// Whether `program` is on PATH.
+pub fn has_program(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// A name unique to this process and call, for container ids, cgroups and
 /// network namespaces.
 pub fn unique_name(prefix: &str) -> String {

@@ -19,7 +19,7 @@ fn fails(c: &mut Command) -> String {
 
 /// Root, skopeo and umoci (scripts/install-deps installs them).
 fn require_tools(test: &str) -> bool {
-    let found = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = berth_tests::has_program;
     berth_tests::require_root(test) && berth_tests::require(test, found("skopeo") && found("umoci"), "skopeo and umoci")
 }
 

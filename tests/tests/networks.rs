@@ -878,7 +878,11 @@ impl Drop for EtcdServer {
 #[test]
 fn overlay_networks_span_three_hosts() {
     if !berth_tests::require_root("overlay_networks_span_three_hosts")
-        || !berth_tests::require("overlay_networks_span_three_hosts", which("etcd"), "etcd (Debian's etcd-server)")
+        || !berth_tests::require(
+            "overlay_networks_span_three_hosts",
+            berth_tests::has_program("etcd"),
+            "etcd (Debian's etcd-server)",
+        )
     {
         return;
     }
@@ -1046,14 +1050,6 @@ fn overlay_networks_span_three_hosts() {
     }
     drop(hosts);
     drop(etcd);
-}
-
-fn which(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 #[test]
