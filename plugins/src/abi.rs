@@ -78,7 +78,7 @@ pub type EntryFn = unsafe extern "C" fn() -> *const Descriptor;
 pub trait Plugin: Send + Sync {
     fn name(&self) -> &'static str;
     /// Docker's interface names: `VolumeDriver`, `NetworkDriver`, ...
-    fn interfaces(&self) -> &'static [&'static str];
+    fn interfaces(&self) -> Vec<&'static str>;
     /// The JSON response to `method` with the JSON `request`.
     fn call(&self, method: &str, request: &[u8]) -> Vec<u8>;
 }
@@ -172,8 +172,8 @@ mod tests {
         fn name(&self) -> &'static str {
             "echo"
         }
-        fn interfaces(&self) -> &'static [&'static str] {
-            &["VolumeDriver"]
+        fn interfaces(&self) -> Vec<&'static str> {
+            vec!["VolumeDriver"]
         }
         fn call(&self, method: &str, request: &[u8]) -> Vec<u8> {
             if method == "/Boom" {

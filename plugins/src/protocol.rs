@@ -1,16 +1,19 @@
-//! Docker's plugin protocol spoken over any transport: [`serve_volume`]
-//! answers a `/VolumeDriver.*` (or `/Plugin.Activate`) message with a
-//! driver (the plugin's side), and [`RemoteVolume`] is a `VolumeDriver`
-//! that sends those messages through a `call` function (the engine's side:
-//! a loaded shared object, or HTTP on a UNIX socket). Errors travel as
-//! Docker's `{"Err": "..."}`.
+//! Docker's plugin protocol spoken over any transport: `serve_*` answer a
+//! `/VolumeDriver.*`, `/NetworkDriver.*` or `/IpamDriver.*` message with a
+//! driver (the plugin's side), and [`Remote`] is a driver of every
+//! interface that sends those messages through a `call` function (the
+//! engine's side: a loaded shared object, or HTTP on a UNIX socket).
+//! Errors travel as Docker's `{"Err": "..."}`.
 
 use std::path::PathBuf;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{DriverError, Result};
+use crate::ipam::{self, AddressRequest, AddressSpaces, IpamDriver, Pool, PoolRequest};
+use crate::network::{self, CreateEndpointRequest, CreateNetworkRequest, EndpointInterface, JoinRequest, JoinResponse, NetworkDriver};
 use crate::volume::{CreateRequest, MountRequest, Scope, Volume, VolumeDriver};
 
 /// The `Name` of most volume requests.
@@ -20,7 +23,26 @@ struct NameRequest {
     name: String,
 }
 
-fn reply(r: Result<Value>) -> Vec<u8> {
+/// The `NetworkID` (and `EndpointID`) of most network requests.
+#[derive(Deserialize)]
+struct NetworkRequest {
+    #[serde(rename = "NetworkID")]
+    network_id: String,
+    #[serde(default, rename = "EndpointID")]
+    endpoint_id: String,
+}
+
+/// The `PoolID` (and `Address`) of IPAM releases.
+#[derive(Deserialize)]
+struct PoolRelease {
+    #[serde(rename = "PoolID")]
+    pool_id: String,
+    #[serde(default, rename = "Address")]
+    address: String,
+}
+
+/// The response bytes: the value with `"Err": ""`, or the error.
+pub fn reply(r: Result<Value>) -> Vec<u8> {
     match r {
         Ok(mut v) => {
             if let Some(o) = v.as_object_mut() {
@@ -39,67 +61,150 @@ fn parse<'a, T: Deserialize<'a>>(method: &str, request: &'a [u8]) -> Result<T> {
     })
 }
 
-/// The response of `driver` to `method` with `request`.
-pub fn serve_volume(driver: &dyn VolumeDriver, method: &str, request: &[u8]) -> Vec<u8> {
+fn not_a_method(interface: &str, method: &str) -> DriverError {
+    DriverError::InvalidArgument {
+        what: "method".into(),
+        reason: format!("{method} is not a {interface} method"),
+    }
+}
+
+/// The response of a volume driver to `method` with `request`.
+pub fn serve_volume(driver: &dyn VolumeDriver, method: &str, request: &[u8]) -> Result<Value> {
     let path = |p: PathBuf| json!({ "Mountpoint": p.display().to_string() });
-    reply((|| -> Result<Value> {
-        Ok(match method {
-            "/Plugin.Activate" => json!({ "Implements": ["VolumeDriver"] }),
-            "/VolumeDriver.Create" => {
-                driver.create(&parse::<CreateRequest>(method, request)?)?;
-                json!({})
-            }
-            "/VolumeDriver.Remove" => {
-                driver.remove(&parse::<NameRequest>(method, request)?.name)?;
-                json!({})
-            }
-            "/VolumeDriver.Mount" => path(driver.mount(&parse::<MountRequest>(method, request)?)?),
-            "/VolumeDriver.Unmount" => {
-                driver.unmount(&parse::<MountRequest>(method, request)?)?;
-                json!({})
-            }
-            "/VolumeDriver.Path" => path(driver.path(&parse::<NameRequest>(method, request)?.name)?),
-            "/VolumeDriver.Get" => json!({ "Volume": driver.get(&parse::<NameRequest>(method, request)?.name)? }),
-            "/VolumeDriver.List" => json!({ "Volumes": driver.list()? }),
-            "/VolumeDriver.Capabilities" => json!({ "Capabilities": { "Scope": driver.scope() } }),
-            other => {
-                return Err(DriverError::InvalidArgument {
-                    what: "method".into(),
-                    reason: format!("{other} is not a VolumeDriver method"),
-                })
-            }
-        })
-    })())
+    Ok(match method {
+        "/VolumeDriver.Create" => {
+            driver.create(&parse::<CreateRequest>(method, request)?)?;
+            json!({})
+        }
+        "/VolumeDriver.Remove" => {
+            driver.remove(&parse::<NameRequest>(method, request)?.name)?;
+            json!({})
+        }
+        "/VolumeDriver.Mount" => path(driver.mount(&parse::<MountRequest>(method, request)?)?),
+        "/VolumeDriver.Unmount" => {
+            driver.unmount(&parse::<MountRequest>(method, request)?)?;
+            json!({})
+        }
+        "/VolumeDriver.Path" => path(driver.path(&parse::<NameRequest>(method, request)?.name)?),
+        "/VolumeDriver.Get" => json!({ "Volume": driver.get(&parse::<NameRequest>(method, request)?.name)? }),
+        "/VolumeDriver.List" => json!({ "Volumes": driver.list()? }),
+        "/VolumeDriver.Capabilities" => json!({ "Capabilities": { "Scope": driver.scope() } }),
+        other => return Err(not_a_method("VolumeDriver", other)),
+    })
 }
 
-/// A volume driver reached by messages: `call(method, request)` returns
-/// the response's bytes or the transport's failure.
-pub struct RemoteVolume<F> {
-    call: F,
+/// The response of a network driver to `method` with `request`.
+pub fn serve_network(driver: &dyn NetworkDriver, method: &str, request: &[u8]) -> Result<Value> {
+    let ids = || parse::<NetworkRequest>(method, request);
+    Ok(match method {
+        "/NetworkDriver.GetCapabilities" => json!(driver.capabilities()),
+        "/NetworkDriver.CreateNetwork" => {
+            driver.create_network(&parse::<CreateNetworkRequest>(method, request)?)?;
+            json!({})
+        }
+        "/NetworkDriver.DeleteNetwork" => {
+            driver.delete_network(&ids()?.network_id)?;
+            json!({})
+        }
+        "/NetworkDriver.CreateEndpoint" => match driver.create_endpoint(&parse::<CreateEndpointRequest>(method, request)?)? {
+            Some(i) => json!({ "Interface": i }),
+            None => json!({}),
+        },
+        "/NetworkDriver.DeleteEndpoint" => {
+            let r = ids()?;
+            driver.delete_endpoint(&r.network_id, &r.endpoint_id)?;
+            json!({})
+        }
+        "/NetworkDriver.Join" => json!(driver.join(&parse::<JoinRequest>(method, request)?)?),
+        "/NetworkDriver.Leave" => {
+            let r = ids()?;
+            driver.leave(&r.network_id, &r.endpoint_id)?;
+            json!({})
+        }
+        // What Docker's engine also sends; berth's drivers have nothing to
+        // do for them.
+        "/NetworkDriver.EndpointOperInfo" => json!({ "Value": {} }),
+        "/NetworkDriver.DiscoverNew"
+        | "/NetworkDriver.DiscoverDelete"
+        | "/NetworkDriver.ProgramExternalConnectivity"
+        | "/NetworkDriver.RevokeExternalConnectivity" => json!({}),
+        other => return Err(not_a_method("NetworkDriver", other)),
+    })
 }
 
-impl<F: Fn(&str, &[u8]) -> Result<Vec<u8>> + Send + Sync> RemoteVolume<F> {
-    pub fn new(call: F) -> RemoteVolume<F> {
-        RemoteVolume { call }
+/// The response of an IPAM driver to `method` with `request`.
+pub fn serve_ipam(driver: &dyn IpamDriver, method: &str, request: &[u8]) -> Result<Value> {
+    let release = || parse::<PoolRelease>(method, request);
+    Ok(match method {
+        "/IpamDriver.GetCapabilities" => json!(driver.capabilities()),
+        "/IpamDriver.GetDefaultAddressSpaces" => json!(driver.default_address_spaces()?),
+        "/IpamDriver.RequestPool" => json!(driver.request_pool(&parse::<PoolRequest>(method, request)?)?),
+        "/IpamDriver.ReleasePool" => {
+            driver.release_pool(&release()?.pool_id)?;
+            json!({})
+        }
+        "/IpamDriver.RequestAddress" => json!(driver.request_address(&parse::<AddressRequest>(method, request)?)?),
+        "/IpamDriver.ReleaseAddress" => {
+            let r = release()?;
+            driver.release_address(&r.pool_id, &r.address)?;
+            json!({})
+        }
+        other => return Err(not_a_method("IpamDriver", other)),
+    })
+}
+
+/// How a [`Remote`] reaches its plugin: the response bytes to a method and
+/// its request, or the transport's failure.
+pub type Call = Box<dyn Fn(&str, &[u8]) -> Result<Vec<u8>> + Send + Sync>;
+
+/// A plugin reached by messages, as a driver of every interface (the
+/// engine registers it under those the plugin implements).
+pub struct Remote {
+    name: String,
+    call: Call,
+}
+
+impl Remote {
+    pub fn new(name: &str, call: Call) -> Remote {
+        Remote { name: name.to_string(), call }
     }
 
     /// Sends `body` as `method`; the response, or its `Err` as an error.
-    fn send(&self, method: &str, body: Value) -> Result<Value> {
+    pub fn send(&self, method: &str, body: Value) -> Result<Value> {
         let raw = (self.call)(method, body.to_string().as_bytes())?;
-        let v: Value =
-            serde_json::from_slice(&raw).map_err(|e| DriverError::Driver(format!("{method}: the plugin answered malformed JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&raw)
+            .map_err(|e| DriverError::Driver(format!("plugin {}: {method}: answered malformed JSON: {e}", self.name)))?;
+        if !v.is_object() {
+            return Err(DriverError::Driver(format!("plugin {}: {method}: answered {v}, not an object", self.name)));
+        }
         match v["Err"].as_str().filter(|e| !e.is_empty()) {
-            Some(e) => Err(DriverError::Driver(e.to_string())),
+            Some(e) => Err(DriverError::Driver(format!("plugin {}: {e}", self.name))),
             None => Ok(v),
         }
     }
 
-    fn field<T: serde::de::DeserializeOwned>(method: &str, v: &Value, key: &str) -> Result<T> {
-        serde_json::from_value(v[key].clone()).map_err(|e| DriverError::Driver(format!("{method}: the plugin's {key} is not valid: {e}")))
+    fn field<T: DeserializeOwned>(&self, method: &str, v: Value, key: Option<&str>) -> Result<T> {
+        let part = match key {
+            Some(k) => v[k].clone(),
+            None => v,
+        };
+        serde_json::from_value(part).map_err(|e| {
+            DriverError::Driver(format!(
+                "plugin {}: {method}: the answer's {} is not valid: {e}",
+                self.name,
+                key.unwrap_or("body")
+            ))
+        })
+    }
+
+    /// Sends `body` as `method` and reads the answer (or its `key`) as `T`.
+    fn ask<T: DeserializeOwned>(&self, method: &str, body: Value, key: Option<&str>) -> Result<T> {
+        let v = self.send(method, body)?;
+        self.field(method, v, key)
     }
 }
 
-impl<F: Fn(&str, &[u8]) -> Result<Vec<u8>> + Send + Sync> VolumeDriver for RemoteVolume<F> {
+impl VolumeDriver for Remote {
     fn create(&self, req: &CreateRequest) -> Result<()> {
         self.send("/VolumeDriver.Create", json!(req)).map(drop)
     }
@@ -107,29 +212,77 @@ impl<F: Fn(&str, &[u8]) -> Result<Vec<u8>> + Send + Sync> VolumeDriver for Remot
         self.send("/VolumeDriver.Remove", json!({ "Name": name })).map(drop)
     }
     fn mount(&self, req: &MountRequest) -> Result<PathBuf> {
-        let m = "/VolumeDriver.Mount";
-        Self::field(m, &self.send(m, json!(req))?, "Mountpoint")
+        self.ask("/VolumeDriver.Mount", json!(req), Some("Mountpoint"))
     }
     fn unmount(&self, req: &MountRequest) -> Result<()> {
         self.send("/VolumeDriver.Unmount", json!(req)).map(drop)
     }
     fn path(&self, name: &str) -> Result<PathBuf> {
-        let m = "/VolumeDriver.Path";
-        Self::field(m, &self.send(m, json!({ "Name": name }))?, "Mountpoint")
+        self.ask("/VolumeDriver.Path", json!({ "Name": name }), Some("Mountpoint"))
     }
     fn get(&self, name: &str) -> Result<Volume> {
-        let m = "/VolumeDriver.Get";
-        Self::field(m, &self.send(m, json!({ "Name": name }))?, "Volume")
+        self.ask("/VolumeDriver.Get", json!({ "Name": name }), Some("Volume"))
     }
     fn list(&self) -> Result<Vec<Volume>> {
-        let m = "/VolumeDriver.List";
-        Self::field(m, &self.send(m, json!({}))?, "Volumes")
+        self.ask("/VolumeDriver.List", json!({}), Some("Volumes"))
     }
     fn scope(&self) -> Scope {
         self.send("/VolumeDriver.Capabilities", json!({}))
             .ok()
             .and_then(|v| serde_json::from_value(v["Capabilities"]["Scope"].clone()).ok())
             .unwrap_or(Scope::Local)
+    }
+}
+
+impl NetworkDriver for Remote {
+    fn capabilities(&self) -> network::Capabilities {
+        self.ask("/NetworkDriver.GetCapabilities", json!({}), None)
+            .unwrap_or(network::Capabilities {
+                scope: "local".into(),
+                connectivity_scope: String::new(),
+            })
+    }
+    fn create_network(&self, req: &CreateNetworkRequest) -> Result<()> {
+        self.send("/NetworkDriver.CreateNetwork", json!(req)).map(drop)
+    }
+    fn delete_network(&self, network_id: &str) -> Result<()> {
+        self.send("/NetworkDriver.DeleteNetwork", json!({ "NetworkID": network_id })).map(drop)
+    }
+    fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<Option<EndpointInterface>> {
+        self.ask("/NetworkDriver.CreateEndpoint", json!(req), Some("Interface"))
+    }
+    fn delete_endpoint(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
+        let body = json!({ "NetworkID": network_id, "EndpointID": endpoint_id });
+        self.send("/NetworkDriver.DeleteEndpoint", body).map(drop)
+    }
+    fn join(&self, req: &JoinRequest) -> Result<JoinResponse> {
+        self.ask("/NetworkDriver.Join", json!(req), None)
+    }
+    fn leave(&self, network_id: &str, endpoint_id: &str) -> Result<()> {
+        let body = json!({ "NetworkID": network_id, "EndpointID": endpoint_id });
+        self.send("/NetworkDriver.Leave", body).map(drop)
+    }
+}
+
+impl IpamDriver for Remote {
+    fn capabilities(&self) -> ipam::Capabilities {
+        self.ask("/IpamDriver.GetCapabilities", json!({}), None).unwrap_or_default()
+    }
+    fn default_address_spaces(&self) -> Result<AddressSpaces> {
+        self.ask("/IpamDriver.GetDefaultAddressSpaces", json!({}), None)
+    }
+    fn request_pool(&self, req: &PoolRequest) -> Result<Pool> {
+        self.ask("/IpamDriver.RequestPool", json!(req), None)
+    }
+    fn release_pool(&self, pool_id: &str) -> Result<()> {
+        self.send("/IpamDriver.ReleasePool", json!({ "PoolID": pool_id })).map(drop)
+    }
+    fn request_address(&self, req: &AddressRequest) -> Result<ipam::Address> {
+        self.ask("/IpamDriver.RequestAddress", json!(req), None)
+    }
+    fn release_address(&self, pool_id: &str, address: &str) -> Result<()> {
+        self.send("/IpamDriver.ReleaseAddress", json!({ "PoolID": pool_id, "Address": address }))
+            .map(drop)
     }
 }
 
@@ -207,7 +360,9 @@ mod tests {
     #[test]
     fn a_driver_served_and_reached_through_messages_behaves_as_itself() {
         let served = Memory::default();
-        let remote = RemoteVolume::new(|m: &str, r: &[u8]| Ok(serve_volume(&served, m, r)));
+        let served = std::sync::Arc::new(served);
+        let s = std::sync::Arc::clone(&served);
+        let remote = Remote::new("memory", Box::new(move |m: &str, r: &[u8]| Ok(reply(serve_volume(s.as_ref(), m, r)))));
         remote
             .create(&CreateRequest {
                 name: "v".into(),
@@ -228,12 +383,109 @@ mod tests {
         remote.remove("v").unwrap();
         assert!(remote.list().unwrap().is_empty());
         assert_eq!(remote.scope(), Scope::Local);
-        let activate: Value = serde_json::from_slice(&serve_volume(&served, "/Plugin.Activate", b"{}")).unwrap();
-        assert_eq!(activate["Implements"], json!(["VolumeDriver"]));
-        let bad: Value = serde_json::from_slice(&serve_volume(&served, "/VolumeDriver.Create", b"{not json")).unwrap();
+        let bad: Value = serde_json::from_slice(&reply(serve_volume(served.as_ref(), "/VolumeDriver.Create", b"{not json"))).unwrap();
         assert!(bad["Err"].as_str().unwrap().contains("Create request"), "{bad}");
+        assert!(serve_volume(served.as_ref(), "/VolumeDriver.Nope", b"{}").is_err());
         // A plugin answering garbage is an error, not a crash.
-        let broken = RemoteVolume::new(|_: &str, _: &[u8]| Ok(b"<html>".to_vec()));
-        assert!(broken.list().unwrap_err().to_string().contains("malformed JSON"));
+        let broken = Remote::new("broken", Box::new(|_: &str, _: &[u8]| Ok(b"<html>".to_vec())));
+        assert!(VolumeDriver::list(&broken).unwrap_err().to_string().contains("malformed JSON"));
+        let wrong = Remote::new("wrong", Box::new(|_: &str, _: &[u8]| Ok(br#"{"Volumes": 3}"#.to_vec())));
+        assert!(VolumeDriver::list(&wrong).unwrap_err().to_string().contains("Volumes is not valid"));
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::network::{Capabilities, InterfaceName};
+
+    /// Answers joins with a fixed interface; refuses unknown networks.
+    struct Fixed;
+
+    impl NetworkDriver for Fixed {
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                scope: "global".into(),
+                connectivity_scope: "global".into(),
+            }
+        }
+        fn create_network(&self, req: &CreateNetworkRequest) -> Result<()> {
+            if req.ipv4_data.first().map(|d| d.pool.as_str()) == Some("10.9.0.0/24") {
+                Ok(())
+            } else {
+                Err(DriverError::InvalidArgument {
+                    what: "pool".into(),
+                    reason: "only 10.9.0.0/24".into(),
+                })
+            }
+        }
+        fn delete_network(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<Option<EndpointInterface>> {
+            Ok(Some(EndpointInterface {
+                mac_address: format!("02:00:00:00:00:{:02x}", req.endpoint_id.len()),
+                ..Default::default()
+            }))
+        }
+        fn delete_endpoint(&self, _: &str, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn join(&self, req: &JoinRequest) -> Result<JoinResponse> {
+            Ok(JoinResponse {
+                interface_name: Some(InterfaceName {
+                    src_name: format!("veth{}", req.endpoint_id),
+                    dst_prefix: "eth".into(),
+                }),
+                gateway: "10.9.0.1".into(),
+                ..Default::default()
+            })
+        }
+        fn leave(&self, network_id: &str, _: &str) -> Result<()> {
+            Err(DriverError::NotFound {
+                kind: "network",
+                name: network_id.into(),
+            })
+        }
+    }
+
+    #[test]
+    fn a_network_driver_through_messages() {
+        let remote = Remote::new("fixed", Box::new(|m: &str, r: &[u8]| Ok(reply(serve_network(&Fixed, m, r)))));
+        assert_eq!(NetworkDriver::capabilities(&remote).scope, "global");
+        let mut req = CreateNetworkRequest {
+            network_id: "n".into(),
+            ipv4_data: vec![crate::network::IpamData {
+                pool: "10.9.0.0/24".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        remote.create_network(&req).unwrap();
+        req.ipv4_data[0].pool = "10.8.0.0/24".into();
+        assert!(remote.create_network(&req).unwrap_err().to_string().contains("only 10.9.0.0/24"));
+        let ep = CreateEndpointRequest {
+            network_id: "n".into(),
+            endpoint_id: "abc".into(),
+            interface: None,
+            options: BTreeMap::new(),
+        };
+        assert_eq!(remote.create_endpoint(&ep).unwrap().unwrap().mac_address, "02:00:00:00:00:03");
+        let joined = remote
+            .join(&JoinRequest {
+                network_id: "n".into(),
+                endpoint_id: "abc".into(),
+                sandbox_key: "/run/netns/x".into(),
+                options: BTreeMap::new(),
+            })
+            .unwrap();
+        assert_eq!(joined.interface_name.unwrap().src_name, "vethabc");
+        assert_eq!(joined.gateway, "10.9.0.1");
+        assert!(remote.leave("n", "abc").unwrap_err().to_string().contains("not found"));
+        remote.delete_endpoint("n", "abc").unwrap();
+        let info: Value = serde_json::from_slice(&reply(serve_network(&Fixed, "/NetworkDriver.EndpointOperInfo", b"{}"))).unwrap();
+        assert_eq!(info["Err"], "");
     }
 }

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::error::{DriverError, Result};
-use crate::{GraphDriver, NetworkDriver, VolumeDriver};
+use crate::{GraphDriver, IpamDriver, NetworkDriver, VolumeDriver};
 
 /// How the engine reaches a driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +38,7 @@ pub enum Interface {
     GraphDriver,
     VolumeDriver,
     NetworkDriver,
+    IpamDriver,
 }
 
 impl Interface {
@@ -47,7 +48,20 @@ impl Interface {
             Interface::GraphDriver => "GraphDriver",
             Interface::VolumeDriver => "VolumeDriver",
             Interface::NetworkDriver => "NetworkDriver",
+            Interface::IpamDriver => "IpamDriver",
         }
+    }
+
+    /// The interface `/Plugin.Activate` names `name`, if berth knows it.
+    pub fn from_protocol_name(name: &str) -> Option<Interface> {
+        [
+            Interface::GraphDriver,
+            Interface::VolumeDriver,
+            Interface::NetworkDriver,
+            Interface::IpamDriver,
+        ]
+        .into_iter()
+        .find(|i| i.protocol_name() == name)
     }
 }
 
@@ -64,27 +78,31 @@ struct Entry<T: ?Sized> {
     transport: Transport,
 }
 
-/// Drivers by interface and name. Names are unique per interface.
+type Map<T> = RwLock<BTreeMap<String, Entry<T>>>;
+
+/// Called with a name no driver has: may find a plugin of that name and
+/// register it (Docker finds its legacy plugins as they are asked for).
+pub type Finder = Box<dyn Fn(&Registry, &str) + Send + Sync>;
+
+/// Drivers by interface and name. Names are unique per interface. Safe to
+/// use from many threads: drivers come and go while the engine runs.
 #[derive(Default)]
 pub struct Registry {
-    graph: BTreeMap<String, Entry<dyn GraphDriver>>,
-    volume: BTreeMap<String, Entry<dyn VolumeDriver>>,
-    network: BTreeMap<String, Entry<dyn NetworkDriver>>,
+    graph: Map<dyn GraphDriver>,
+    volume: Map<dyn VolumeDriver>,
+    network: Map<dyn NetworkDriver>,
+    ipam: Map<dyn IpamDriver>,
+    finder: RwLock<Option<Finder>>,
 }
 
-fn insert<T: ?Sized>(
-    map: &mut BTreeMap<String, Entry<T>>,
-    kind: &'static str,
-    name: &str,
-    driver: Arc<T>,
-    transport: Transport,
-) -> Result<()> {
+fn insert<T: ?Sized>(map: &Map<T>, kind: &'static str, name: &str, driver: Arc<T>, transport: Transport) -> Result<()> {
     if name.is_empty() || name.contains(['/', ' ']) {
         return Err(DriverError::InvalidArgument {
             what: format!("{kind} driver name {name:?}"),
             reason: "must be non-empty, without '/' or spaces".into(),
         });
     }
+    let mut map = map.write().unwrap_or_else(|p| p.into_inner());
     if map.contains_key(name) {
         return Err(DriverError::Conflict {
             kind,
@@ -96,11 +114,11 @@ fn insert<T: ?Sized>(
     Ok(())
 }
 
-fn lookup<T: ?Sized>(map: &BTreeMap<String, Entry<T>>, kind: &'static str, name: &str) -> Result<Arc<T>> {
-    map.get(name).map(|e| Arc::clone(&e.driver)).ok_or_else(|| DriverError::NotFound {
-        kind,
-        name: name.to_string(),
-    })
+fn get<T: ?Sized>(map: &Map<T>, name: &str) -> Option<Arc<T>> {
+    map.read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(name)
+        .map(|e| Arc::clone(&e.driver))
 }
 
 impl Registry {
@@ -108,43 +126,84 @@ impl Registry {
         Self::default()
     }
 
-    pub fn register_graph(&mut self, name: &str, driver: Arc<dyn GraphDriver>, transport: Transport) -> Result<()> {
-        insert(&mut self.graph, "graph driver", name, driver, transport)
+    /// Sets what is asked for names no driver has.
+    pub fn set_finder(&self, finder: Finder) {
+        *self.finder.write().unwrap_or_else(|p| p.into_inner()) = Some(finder);
     }
 
-    pub fn register_volume(&mut self, name: &str, driver: Arc<dyn VolumeDriver>, transport: Transport) -> Result<()> {
-        insert(&mut self.volume, "volume driver", name, driver, transport)
+    /// The driver `name` of `map`, asking the finder once when it is missing.
+    fn lookup<T: ?Sized>(&self, map: &Map<T>, kind: &'static str, name: &str) -> Result<Arc<T>> {
+        if let Some(d) = get(map, name) {
+            return Ok(d);
+        }
+        if let Some(find) = self.finder.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            find(self, name);
+        }
+        get(map, name).ok_or_else(|| DriverError::NotFound {
+            kind,
+            name: name.to_string(),
+        })
     }
 
-    pub fn register_network(&mut self, name: &str, driver: Arc<dyn NetworkDriver>, transport: Transport) -> Result<()> {
-        insert(&mut self.network, "network driver", name, driver, transport)
+    pub fn register_graph(&self, name: &str, driver: Arc<dyn GraphDriver>, transport: Transport) -> Result<()> {
+        insert(&self.graph, "graph driver", name, driver, transport)
+    }
+
+    pub fn register_volume(&self, name: &str, driver: Arc<dyn VolumeDriver>, transport: Transport) -> Result<()> {
+        insert(&self.volume, "volume driver", name, driver, transport)
+    }
+
+    pub fn register_network(&self, name: &str, driver: Arc<dyn NetworkDriver>, transport: Transport) -> Result<()> {
+        insert(&self.network, "network driver", name, driver, transport)
+    }
+
+    pub fn register_ipam(&self, name: &str, driver: Arc<dyn IpamDriver>, transport: Transport) -> Result<()> {
+        insert(&self.ipam, "IPAM driver", name, driver, transport)
     }
 
     pub fn graph(&self, name: &str) -> Result<Arc<dyn GraphDriver>> {
-        lookup(&self.graph, "graph driver", name)
+        self.lookup(&self.graph, "graph driver", name)
     }
 
     pub fn volume(&self, name: &str) -> Result<Arc<dyn VolumeDriver>> {
-        lookup(&self.volume, "volume driver", name)
+        self.lookup(&self.volume, "volume driver", name)
     }
 
     pub fn network(&self, name: &str) -> Result<Arc<dyn NetworkDriver>> {
-        lookup(&self.network, "network driver", name)
+        self.lookup(&self.network, "network driver", name)
+    }
+
+    pub fn ipam(&self, name: &str) -> Result<Arc<dyn IpamDriver>> {
+        self.lookup(&self.ipam, "IPAM driver", name)
+    }
+
+    /// Takes every driver named `name` out (a plugin being unloaded); calls
+    /// already holding one finish with it. Returns how many went.
+    pub fn unregister(&self, name: &str) -> usize {
+        fn take<T: ?Sized>(map: &Map<T>, name: &str) -> usize {
+            usize::from(map.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some())
+        }
+        take(&self.graph, name) + take(&self.volume, name) + take(&self.network, name) + take(&self.ipam, name)
     }
 
     /// Every driver, ordered by interface then name.
     pub fn list(&self) -> Vec<DriverInfo> {
-        fn infos<T: ?Sized>(map: &BTreeMap<String, Entry<T>>, interface: Interface) -> impl Iterator<Item = DriverInfo> + '_ {
-            map.iter().map(move |(name, e)| DriverInfo {
-                name: name.clone(),
-                interface,
-                transport: e.transport.clone(),
-            })
+        fn infos<T: ?Sized>(map: &Map<T>, interface: Interface) -> Vec<DriverInfo> {
+            map.read()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(name, e)| DriverInfo {
+                    name: name.clone(),
+                    interface,
+                    transport: e.transport.clone(),
+                })
+                .collect()
         }
-        infos(&self.graph, Interface::GraphDriver)
-            .chain(infos(&self.volume, Interface::VolumeDriver))
-            .chain(infos(&self.network, Interface::NetworkDriver))
-            .collect()
+        let mut all = infos(&self.graph, Interface::GraphDriver);
+        all.extend(infos(&self.volume, Interface::VolumeDriver));
+        all.extend(infos(&self.network, Interface::NetworkDriver));
+        all.extend(infos(&self.ipam, Interface::IpamDriver));
+        all
     }
 }
 
@@ -183,7 +242,7 @@ mod tests {
 
     #[test]
     fn register_lookup_and_conflict() {
-        let mut r = Registry::new();
+        let r = Registry::new();
         r.register_network("null", Arc::new(Null), Transport::Builtin).unwrap();
         assert!(r.network("null").is_ok());
         assert!(matches!(r.network("nope"), Err(DriverError::NotFound { .. })));
@@ -192,6 +251,20 @@ mod tests {
         assert!(r.register_network("a/b", Arc::new(Null), Transport::Builtin).is_err());
         let l = r.list();
         assert_eq!(l.len(), 1);
+        let found = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let f = Arc::clone(&found);
+        r.set_finder(Box::new(move |r: &Registry, name: &str| {
+            f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if name == "late" {
+                let _ = r.register_network("late", Arc::new(Null), Transport::Http("/run/late.sock".into()));
+            }
+        }));
+        assert!(r.network("late").is_ok(), "the finder registers what it finds");
+        assert!(r.network("late").is_ok());
+        assert!(r.network("never").is_err());
+        assert_eq!(found.load(std::sync::atomic::Ordering::SeqCst), 2, "asked only for missing names");
+        assert_eq!(r.unregister("late"), 1);
+        assert_eq!(r.list().len(), 1);
         assert_eq!(l[0].interface, Interface::NetworkDriver);
         assert_eq!(l[0].transport.to_string(), "builtin");
     }

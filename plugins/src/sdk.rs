@@ -1,0 +1,244 @@
+//! The driver SDK: [`Served`] makes a [`Plugin`] out of drivers written
+//! against the interface traits, for [`export_plugin!`](crate::export_plugin)
+//! (a shared object berth loads) or [`crate::http::serve`] (a Docker-style
+//! plugin on a UNIX socket).
+//!
+//! ```no_run
+//! # use berth_plugin::{volume::*, error::Result, sdk::Served};
+//! # use std::path::{Path, PathBuf};
+//! struct Dirs(PathBuf);
+//! # impl VolumeDriver for Dirs {
+//! #   fn create(&self, _: &CreateRequest) -> Result<()> { Ok(()) }
+//! #   fn remove(&self, _: &str) -> Result<()> { Ok(()) }
+//! #   fn mount(&self, r: &MountRequest) -> Result<PathBuf> { Ok(self.0.join(&r.name)) }
+//! #   fn unmount(&self, _: &MountRequest) -> Result<()> { Ok(()) }
+//! #   fn path(&self, n: &str) -> Result<PathBuf> { Ok(self.0.join(n)) }
+//! #   fn get(&self, n: &str) -> Result<Volume> { Err(berth_plugin::DriverError::NotFound { kind: "volume", name: n.into() }) }
+//! #   fn list(&self) -> Result<Vec<Volume>> { Ok(vec![]) }
+//! # }
+//! berth_plugin::export_plugin!(Served::new("dirs").volume(|home: &Path| Ok(Dirs(home.to_path_buf()))));
+//! ```
+//!
+//! The engine activates a plugin once, before any other call, with
+//! `/Plugin.Activate` and `{"Home": DIR}`: a directory of the plugin's own
+//! for its state, which the drivers are built with. A call arriving first
+//! (a Docker engine sends no home) activates with `$BERTH_PLUGIN_HOME`, or
+//! `/var/lib/berth/plugins/NAME`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::abi::Plugin;
+use crate::error::{DriverError, Result};
+use crate::ipam::IpamDriver;
+use crate::network::NetworkDriver;
+use crate::protocol::{reply, serve_ipam, serve_network, serve_volume};
+use crate::volume::VolumeDriver;
+
+type Factory<T> = Box<dyn Fn(&Path) -> Result<Box<T>> + Send + Sync>;
+
+/// The drivers of an activated plugin.
+#[derive(Default)]
+struct Drivers {
+    volume: Option<Box<dyn VolumeDriver>>,
+    network: Option<Box<dyn NetworkDriver>>,
+    ipam: Option<Box<dyn IpamDriver>>,
+}
+
+/// A plugin made of drivers, one per interface at most, each built at
+/// activation from the plugin's home directory.
+pub struct Served {
+    name: &'static str,
+    volume: Option<Factory<dyn VolumeDriver>>,
+    network: Option<Factory<dyn NetworkDriver>>,
+    ipam: Option<Factory<dyn IpamDriver>>,
+    /// Set by the first activation: the drivers, or why they could not be built.
+    activated: OnceLock<std::result::Result<Drivers, String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct Activate {
+    #[serde(default)]
+    home: Option<PathBuf>,
+}
+
+impl Served {
+    pub fn new(name: &'static str) -> Served {
+        Served {
+            name,
+            volume: None,
+            network: None,
+            ipam: None,
+            activated: OnceLock::new(),
+        }
+    }
+
+    /// Serves the `VolumeDriver` interface with what `make` builds.
+    pub fn volume<D: VolumeDriver + 'static>(mut self, make: impl Fn(&Path) -> Result<D> + Send + Sync + 'static) -> Served {
+        self.volume = Some(Box::new(move |home| Ok(Box::new(make(home)?) as Box<dyn VolumeDriver>)));
+        self
+    }
+
+    /// Serves the `NetworkDriver` interface with what `make` builds.
+    pub fn network<D: NetworkDriver + 'static>(mut self, make: impl Fn(&Path) -> Result<D> + Send + Sync + 'static) -> Served {
+        self.network = Some(Box::new(move |home| Ok(Box::new(make(home)?) as Box<dyn NetworkDriver>)));
+        self
+    }
+
+    /// Serves the `IpamDriver` interface with what `make` builds.
+    pub fn ipam<D: IpamDriver + 'static>(mut self, make: impl Fn(&Path) -> Result<D> + Send + Sync + 'static) -> Served {
+        self.ipam = Some(Box::new(move |home| Ok(Box::new(make(home)?) as Box<dyn IpamDriver>)));
+        self
+    }
+
+    fn default_home(&self) -> PathBuf {
+        std::env::var_os("BERTH_PLUGIN_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new("/var/lib/berth/plugins").join(self.name))
+    }
+
+    /// Builds the drivers with `home` (created if missing); only the first
+    /// activation builds, later ones answer as it did.
+    pub fn activate(&self, home: &Path) -> Result<()> {
+        let built = self.activated.get_or_init(|| {
+            let build = || -> Result<Drivers> {
+                std::fs::create_dir_all(home).map_err(|e| DriverError::io("create plugin home", home, e))?;
+                Ok(Drivers {
+                    volume: self.volume.as_ref().map(|f| f(home)).transpose()?,
+                    network: self.network.as_ref().map(|f| f(home)).transpose()?,
+                    ipam: self.ipam.as_ref().map(|f| f(home)).transpose()?,
+                })
+            };
+            build().map_err(|e| e.to_string())
+        });
+        built.as_ref().map(drop).map_err(|e| DriverError::Driver(e.clone()))
+    }
+
+    fn drivers(&self) -> Result<&Drivers> {
+        if self.activated.get().is_none() {
+            self.activate(&self.default_home())?;
+        }
+        match self.activated.get() {
+            Some(Ok(d)) => Ok(d),
+            Some(Err(e)) => Err(DriverError::Driver(format!("plugin {} failed to activate: {e}", self.name))),
+            None => Err(DriverError::Driver(format!("plugin {} is not activated", self.name))),
+        }
+    }
+
+    fn answer(&self, method: &str, request: &[u8]) -> Result<serde_json::Value> {
+        if method == "/Plugin.Activate" {
+            let asked: Activate = if request.iter().all(u8::is_ascii_whitespace) {
+                Activate::default()
+            } else {
+                serde_json::from_slice(request).map_err(|e| DriverError::InvalidArgument {
+                    what: "/Plugin.Activate request".into(),
+                    reason: e.to_string(),
+                })?
+            };
+            self.activate(&asked.home.unwrap_or_else(|| self.default_home()))?;
+            return Ok(json!({ "Implements": self.interfaces() }));
+        }
+        let d = self.drivers()?;
+        let missing = |interface: &str| DriverError::InvalidArgument {
+            what: "method".into(),
+            reason: format!("{method}: plugin {} does not implement {interface}", self.name),
+        };
+        let (interface, _) = method.trim_start_matches('/').split_once('.').unwrap_or((method, ""));
+        match interface {
+            "VolumeDriver" => serve_volume(d.volume.as_deref().ok_or_else(|| missing(interface))?, method, request),
+            "NetworkDriver" => serve_network(d.network.as_deref().ok_or_else(|| missing(interface))?, method, request),
+            "IpamDriver" => serve_ipam(d.ipam.as_deref().ok_or_else(|| missing(interface))?, method, request),
+            _ => Err(missing(interface)),
+        }
+    }
+}
+
+impl Plugin for Served {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn interfaces(&self) -> Vec<&'static str> {
+        [
+            (self.volume.is_some(), "VolumeDriver"),
+            (self.network.is_some(), "NetworkDriver"),
+            (self.ipam.is_some(), "IpamDriver"),
+        ]
+        .into_iter()
+        .filter_map(|(has, name)| has.then_some(name))
+        .collect()
+    }
+
+    fn call(&self, method: &str, request: &[u8]) -> Vec<u8> {
+        reply(self.answer(method, request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::{CreateRequest, MountRequest, Volume};
+
+    struct Dirs(PathBuf);
+
+    impl VolumeDriver for Dirs {
+        fn create(&self, req: &CreateRequest) -> Result<()> {
+            std::fs::create_dir_all(self.0.join(&req.name)).map_err(|e| DriverError::io("create", &self.0, e))
+        }
+        fn remove(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn mount(&self, r: &MountRequest) -> Result<PathBuf> {
+            Ok(self.0.join(&r.name))
+        }
+        fn unmount(&self, _: &MountRequest) -> Result<()> {
+            Ok(())
+        }
+        fn path(&self, n: &str) -> Result<PathBuf> {
+            Ok(self.0.join(n))
+        }
+        fn get(&self, n: &str) -> Result<Volume> {
+            Err(DriverError::NotFound {
+                kind: "volume",
+                name: n.into(),
+            })
+        }
+        fn list(&self) -> Result<Vec<Volume>> {
+            Ok(vec![])
+        }
+    }
+
+    fn call(p: &Served, method: &str, body: serde_json::Value) -> serde_json::Value {
+        serde_json::from_slice(&p.call(method, body.to_string().as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn activation_builds_the_drivers_in_the_home_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let p = Served::new("dirs").volume(|home: &Path| Ok(Dirs(home.to_path_buf())));
+        let a = call(&p, "/Plugin.Activate", json!({ "Home": home }));
+        assert_eq!(a, json!({ "Implements": ["VolumeDriver"], "Err": "" }));
+        let c = call(&p, "/VolumeDriver.Create", json!({ "Name": "v" }));
+        assert_eq!(c["Err"], "");
+        assert!(home.join("v").is_dir(), "the driver works in the home given at activation");
+        let n = call(&p, "/NetworkDriver.Join", json!({}));
+        assert!(n["Err"].as_str().unwrap().contains("does not implement NetworkDriver"), "{n}");
+        let g = call(&p, "/VolumeDriver.Get", json!({ "Name": "nope" }));
+        assert!(g["Err"].as_str().unwrap().contains("not found"), "{g}");
+    }
+
+    #[test]
+    fn a_failed_activation_is_reported_on_every_call() {
+        let p = Served::new("broken").volume(|_: &Path| -> Result<Dirs> { Err(DriverError::Driver("no disk".into())) });
+        let dir = tempfile::tempdir().unwrap();
+        let a = call(&p, "/Plugin.Activate", json!({ "Home": dir.path() }));
+        assert_eq!(a["Err"], "no disk");
+        let l = call(&p, "/VolumeDriver.List", json!({}));
+        assert!(l["Err"].as_str().unwrap().contains("failed to activate: no disk"), "{l}");
+    }
+}
