@@ -12,6 +12,7 @@ pub mod drivers;
 pub mod image;
 pub mod monitor;
 pub mod network;
+pub mod plugins;
 pub mod runtime;
 pub mod security;
 pub mod sys;

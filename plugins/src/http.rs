@@ -82,7 +82,10 @@ impl Head {
         loop {
             let mut line = String::new();
             if r.take(MAX_MESSAGE).read_line(&mut line)? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection ended inside the HTTP head"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the connection ended inside the HTTP head",
+                ));
             }
             let line = line.trim_end();
             if line.is_empty() {
@@ -134,7 +137,10 @@ impl Head {
                 }
                 r.take(n).read_to_end(&mut body)?;
                 if (body.len() as u64) < n {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the connection ended inside the HTTP body"));
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the connection ended inside the HTTP body",
+                    ));
                 }
             }
             None if to_end => {
@@ -229,7 +235,12 @@ impl Client {
                 let mut c = self.connect().map_err(fail)?;
                 match Self::exchange(&mut c, method, body).map_err(fail)? {
                     Some(a) => (c, a),
-                    None => return Err(fail(io::Error::new(io::ErrorKind::UnexpectedEof, "closed the connection without an answer"))),
+                    None => {
+                        return Err(fail(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "closed the connection without an answer",
+                        )))
+                    }
                 }
             }
         };
@@ -333,9 +344,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("echo.sock");
         serve_at(&sock, Arc::new(Echo)).unwrap();
-        let c = Client::new(Address::parse(&format!("unix://{}", sock.display())).unwrap(), Duration::from_secs(5));
+        let c = Client::new(
+            Address::parse(&format!("unix://{}", sock.display())).unwrap(),
+            Duration::from_secs(5),
+        );
         for i in 0..3 {
-            let a: serde_json::Value = serde_json::from_slice(&c.call("/VolumeDriver.List", format!("{{\"n\":{i}}}").as_bytes()).unwrap()).unwrap();
+            let a: serde_json::Value =
+                serde_json::from_slice(&c.call("/VolumeDriver.List", format!("{{\"n\":{i}}}").as_bytes()).unwrap()).unwrap();
             assert_eq!(a["Method"], "/VolumeDriver.List");
             assert_eq!(a["Request"], format!("{{\"n\":{i}}}"));
         }
@@ -350,7 +365,10 @@ mod tests {
     #[test]
     fn addresses_in_dockers_forms() {
         assert_eq!(Address::parse("unix:///run/p.sock").unwrap(), Address::Unix("/run/p.sock".into()));
-        assert_eq!(Address::parse("tcp://127.0.0.1:8080\n").unwrap(), Address::Tcp("127.0.0.1:8080".into()));
+        assert_eq!(
+            Address::parse("tcp://127.0.0.1:8080\n").unwrap(),
+            Address::Tcp("127.0.0.1:8080".into())
+        );
         assert_eq!(Address::parse("/run/p.sock").unwrap(), Address::Unix("/run/p.sock".into()));
         assert!(Address::parse("ftp://x").is_err());
     }

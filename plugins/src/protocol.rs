@@ -166,7 +166,15 @@ pub struct Remote {
 
 impl Remote {
     pub fn new(name: &str, call: Call) -> Remote {
-        Remote { name: name.to_string(), call }
+        Remote {
+            name: name.to_string(),
+            call,
+        }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Sends `body` as `method`; the response, or its `Err` as an error.
@@ -175,7 +183,10 @@ impl Remote {
         let v: Value = serde_json::from_slice(&raw)
             .map_err(|e| DriverError::Driver(format!("plugin {}: {method}: answered malformed JSON: {e}", self.name)))?;
         if !v.is_object() {
-            return Err(DriverError::Driver(format!("plugin {}: {method}: answered {v}, not an object", self.name)));
+            return Err(DriverError::Driver(format!(
+                "plugin {}: {method}: answered {v}, not an object",
+                self.name
+            )));
         }
         match v["Err"].as_str().filter(|e| !e.is_empty()) {
             Some(e) => Err(DriverError::Driver(format!("plugin {}: {e}", self.name))),
@@ -246,7 +257,8 @@ impl NetworkDriver for Remote {
         self.send("/NetworkDriver.CreateNetwork", json!(req)).map(drop)
     }
     fn delete_network(&self, network_id: &str) -> Result<()> {
-        self.send("/NetworkDriver.DeleteNetwork", json!({ "NetworkID": network_id })).map(drop)
+        self.send("/NetworkDriver.DeleteNetwork", json!({ "NetworkID": network_id }))
+            .map(drop)
     }
     fn create_endpoint(&self, req: &CreateEndpointRequest) -> Result<Option<EndpointInterface>> {
         self.ask("/NetworkDriver.CreateEndpoint", json!(req), Some("Interface"))
@@ -362,7 +374,10 @@ mod tests {
         let served = Memory::default();
         let served = std::sync::Arc::new(served);
         let s = std::sync::Arc::clone(&served);
-        let remote = Remote::new("memory", Box::new(move |m: &str, r: &[u8]| Ok(reply(serve_volume(s.as_ref(), m, r)))));
+        let remote = Remote::new(
+            "memory",
+            Box::new(move |m: &str, r: &[u8]| Ok(reply(serve_volume(s.as_ref(), m, r)))),
+        );
         remote
             .create(&CreateRequest {
                 name: "v".into(),

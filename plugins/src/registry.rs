@@ -18,8 +18,9 @@ pub enum Transport {
     Builtin,
     /// A shared object loaded from a plugin directory.
     SharedObject(std::path::PathBuf),
-    /// A Docker-style plugin speaking HTTP on a UNIX socket.
-    Http(std::path::PathBuf),
+    /// A Docker-style plugin speaking HTTP at an address
+    /// (`unix:///PATH` or `tcp://HOST:PORT`).
+    Http(String),
 }
 
 impl fmt::Display for Transport {
@@ -27,7 +28,7 @@ impl fmt::Display for Transport {
         match self {
             Transport::Builtin => f.write_str("builtin"),
             Transport::SharedObject(p) => write!(f, "so:{}", p.display()),
-            Transport::Http(p) => write!(f, "http:{}", p.display()),
+            Transport::Http(a) => write!(f, "http:{a}"),
         }
     }
 }
@@ -81,8 +82,9 @@ struct Entry<T: ?Sized> {
 type Map<T> = RwLock<BTreeMap<String, Entry<T>>>;
 
 /// Called with a name no driver has: may find a plugin of that name and
-/// register it (Docker finds its legacy plugins as they are asked for).
-pub type Finder = Box<dyn Fn(&Registry, &str) + Send + Sync>;
+/// register it (Docker finds its legacy plugins as they are asked for);
+/// an error says why a plugin that is there could not be used.
+pub type Finder = Box<dyn Fn(&Registry, &str) -> std::result::Result<(), String> + Send + Sync>;
 
 /// Drivers by interface and name. Names are unique per interface. Safe to
 /// use from many threads: drivers come and go while the engine runs.
@@ -137,7 +139,9 @@ impl Registry {
             return Ok(d);
         }
         if let Some(find) = self.finder.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
-            find(self, name);
+            if let Err(e) = find(self, name) {
+                return Err(DriverError::Driver(format!("{kind} {name:?}: {e}")));
+            }
         }
         get(map, name).ok_or_else(|| DriverError::NotFound {
             kind,
@@ -255,14 +259,20 @@ mod tests {
         let f = Arc::clone(&found);
         r.set_finder(Box::new(move |r: &Registry, name: &str| {
             f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if name == "late" {
-                let _ = r.register_network("late", Arc::new(Null), Transport::Http("/run/late.sock".into()));
+            match name {
+                "late" => r
+                    .register_network("late", Arc::new(Null), Transport::Http("unix:///run/late.sock".into()))
+                    .map_err(|e| e.to_string()),
+                "broken" => Err("did not answer".into()),
+                _ => Ok(()),
             }
         }));
         assert!(r.network("late").is_ok(), "the finder registers what it finds");
         assert!(r.network("late").is_ok());
         assert!(r.network("never").is_err());
-        assert_eq!(found.load(std::sync::atomic::Ordering::SeqCst), 2, "asked only for missing names");
+        let e = r.network("broken").err().unwrap().to_string();
+        assert!(e.contains("\"broken\": did not answer"), "{e}");
+        assert_eq!(found.load(std::sync::atomic::Ordering::SeqCst), 3, "asked only for missing names");
         assert_eq!(r.unregister("late"), 1);
         assert_eq!(r.list().len(), 1);
         assert_eq!(l[0].interface, Interface::NetworkDriver);

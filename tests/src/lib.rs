@@ -194,6 +194,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// The shared object of an example plugin (`plugins/examples/NAME.rs`),
+/// which must have been built (`cargo build --workspace --bins --examples`,
+/// as the README's test command does).
+pub fn example_plugin(name: &str) -> PathBuf {
+    let path = bin_dir().join("examples").join(format!("lib{name}.so"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the example plugins first (cargo build --workspace --examples)",
+        path.display()
+    );
+    path
+}
+
 /// A `berth-runtime` (or runc, for differential tests) with its own state
 /// root. Dropping it force-deletes every container left under the root, so
 /// a failing test leaves no process, cgroup or state behind.

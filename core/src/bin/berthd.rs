@@ -52,6 +52,28 @@ struct Args {
     /// This host's address to the others: where VXLAN traffic comes to.
     #[arg(long = "cluster-advertise")]
     cluster_advertise: Option<std::net::Ipv4Addr>,
+    /// A directory of plugins (`*.so`, and Docker's `*.sock`, `*.spec`,
+    /// `*.json`), searched before the standard ones. May be given more
+    /// than once.
+    #[arg(long = "plugin-dir")]
+    plugin_dirs: Vec<PathBuf>,
+    /// How long a plugin call may take: seconds, or a number with ms or s.
+    #[arg(long = "plugin-timeout", default_value = "30s", value_parser = parse_timeout)]
+    plugin_timeout: std::time::Duration,
+}
+
+/// `30`, `30s` or `500ms`.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = match s.strip_suffix("ms") {
+        Some(n) => (n, 1),
+        None => (s.strip_suffix('s').unwrap_or(s), 1000),
+    };
+    n.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(|n| std::time::Duration::from_millis(n * unit))
+        .ok_or_else(|| format!("{s:?} is not a duration (seconds, or a number with ms or s)"))
 }
 
 /// One place to listen.
@@ -152,7 +174,10 @@ fn run(args: Args) -> Result<()> {
             (None, None) => None,
             _ => bail!("--cluster-store and --cluster-advertise go together"),
         };
-        let mut daemon = berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone(), cluster)?;
+        let mut plugins = berth_core::plugins::Settings::new(&args.data_root);
+        plugins.dirs = args.plugin_dirs.clone();
+        plugins.timeout = args.plugin_timeout;
+        let mut daemon = berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone(), cluster, plugins)?;
         daemon.resolv_conf = args.resolv_conf.clone();
         let daemon = Arc::new(daemon);
         // Containers that kept running while berthd was away are followed

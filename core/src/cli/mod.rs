@@ -29,6 +29,7 @@ mod inspect;
 mod logs;
 mod networks;
 pub mod options;
+mod plugins;
 mod port;
 mod progress;
 mod ps;
@@ -159,6 +160,9 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(networks::NetworkCommand),
+    /// Manage driver plugins.
+    #[command(subcommand)]
+    Plugin(plugins::PluginCommand),
     /// Manage the daemon's space.
     #[command(subcommand)]
     System(SystemCommand),
@@ -286,6 +290,7 @@ fn dispatch(api: &Api, command: Command) -> Result<(), CliError> {
         Command::Info(f) => system::info(api, f.format.as_deref()),
         Command::Volume(c) => volumes::volume(api, c),
         Command::Network(c) => networks::network(api, c),
+        Command::Plugin(c) => plugins::plugin(api, c),
         Command::System(SystemCommand::Df) => system::df(api),
         Command::Events(a) | Command::System(SystemCommand::Events(a)) => events::events(api, a),
         Command::Load(a) => images::load(api, a),

@@ -341,8 +341,13 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
             other.record().id
         ))));
     }
-    let mounts = mount_points(d, &cfg, &hc)?;
-    for m in mounts.iter().filter(|m| m.kind == "volume") {
+    let mut mounts = mount_points(d, &cfg, &hc)?;
+    for m in mounts.iter_mut().filter(|m| m.kind == "volume") {
+        // An existing volume keeps its driver; --volume-driver only says
+        // how to make a missing one.
+        if let Some(driver) = d.volumes.driver_of(&m.name) {
+            m.driver = driver;
+        }
         d.registry
             .volume(&m.driver)
             .map_err(|e| bad(format!("volume driver {}: {e}", m.driver)))?;

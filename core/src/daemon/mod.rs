@@ -35,7 +35,9 @@ pub struct Daemon {
     /// and the monitors' sockets.
     pub exec_root: PathBuf,
     pub started: std::time::SystemTime,
-    pub registry: berth_plugin::Registry,
+    pub registry: Arc<berth_plugin::Registry>,
+    /// The plugins found beyond the built-in drivers.
+    pub plugins: Arc<crate::plugins::Plugins>,
     pub volumes: volumes::Volumes,
     pub images: crate::image::ImageStore,
     pub containers: crate::container::Containers,
@@ -53,9 +55,20 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon over `data_root` and `exec_root`, with every built-in driver.
     /// With `cluster`, global (overlay) networks are shared through it.
-    pub fn new(data_root: PathBuf, exec_root: PathBuf, cluster: Option<berth_net::overlay::Cluster>) -> anyhow::Result<Daemon> {
+    /// Plugins are loaded (shared objects) and found (Docker's legacy
+    /// plugins, when asked for) as `plugins` says.
+    pub fn new(
+        data_root: PathBuf,
+        exec_root: PathBuf,
+        cluster: Option<berth_net::overlay::Cluster>,
+        plugins: crate::plugins::Settings,
+    ) -> anyhow::Result<Daemon> {
         use anyhow::Context;
-        let registry = crate::drivers::builtin_registry(&data_root, cluster.as_ref()).context("set up the built-in drivers")?;
+        let registry = Arc::new(crate::drivers::builtin_registry(&data_root, cluster.as_ref()).context("set up the built-in drivers")?);
+        let plugins = Arc::new(crate::plugins::Plugins::new(plugins));
+        plugins.load_all(&registry);
+        let finder = Arc::clone(&plugins);
+        registry.set_finder(Box::new(move |r, name| finder.find(r, name)));
         let volumes = volumes::Volumes::new(&data_root).context("set up the volume records")?;
         let graph_name = berth_fs::graph::DEFAULT_GRAPH_DRIVER;
         let graph = registry.graph(graph_name).context("the default graph driver")?;
@@ -68,6 +81,7 @@ impl Daemon {
             exec_root,
             started: std::time::SystemTime::now(),
             registry,
+            plugins,
             volumes,
             images,
             containers,
@@ -255,6 +269,24 @@ fn version(_d: &Daemon) -> Value {
     })
 }
 
+/// Runs driver calls (a plugin may take up to its timeout) off the async
+/// workers' hands.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+/// `/info`'s `Plugins`: the drivers' names by kind.
+fn plugin_names(d: &Daemon) -> Value {
+    use berth_plugin::Interface;
+    let named = |i: Interface| -> Vec<String> { d.registry.list().into_iter().filter(|p| p.interface == i).map(|p| p.name).collect() };
+    json!({
+        "Volume": named(Interface::VolumeDriver),
+        "Network": named(Interface::NetworkDriver),
+        "IPAM": named(Interface::IpamDriver),
+        "Log": ["json-file"],
+    })
+}
+
 fn info(d: &Daemon) -> Value {
     let uname = nix::sys::utsname::uname().ok();
     let ncpu = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -269,7 +301,7 @@ fn info(d: &Daemon) -> Value {
         "Images": d.images.images().len(),
         "Driver": berth_fs::graph::DEFAULT_GRAPH_DRIVER,
         "DriverStatus": [],
-        "Plugins": { "Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file"] },
+        "Plugins": plugin_names(d),
         "MemoryLimit": true, "SwapLimit": false, "CpuCfsPeriod": true, "CpuCfsQuota": true,
         "IPv4Forwarding": true, "Debug": false, "NFd": 0, "NGoroutines": 0,
         "LoggingDriver": "json-file",
@@ -525,7 +557,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             }
         }
         (&Method::POST, ["volumes", "create"]) => {
-            let made = d.volumes.create(&d.registry, &body);
+            let made = blocking(|| d.volumes.create(&d.registry, &body));
             if let Ok((_, v)) = &made {
                 d.events.simple(
                     "volume",
@@ -537,16 +569,12 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             answer(made)
         }
         (&Method::GET, ["volumes"]) => match f.and_then(|f| only_filters(&f, &["name", "label", "driver", "dangling"]).map(|_| f)) {
-            Ok(f) => answer(
-                d.volumes
-                    .list(&d.registry, &f, &containers::volumes_in_use(&d))
-                    .map(|v| (StatusCode::OK, v)),
-            ),
+            Ok(f) => answer(blocking(|| d.volumes.list(&d.registry, &f, &containers::volumes_in_use(&d))).map(|v| (StatusCode::OK, v))),
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
         (&Method::POST, ["volumes", "prune"]) => match f.and_then(|f| only_filters(&f, &["label"]).map(|_| f)) {
             Ok(f) => {
-                let pruned = d.volumes.prune(&d.registry, &f, &containers::volumes_in_use(&d));
+                let pruned = blocking(|| d.volumes.prune(&d.registry, &f, &containers::volumes_in_use(&d)));
                 for name in pruned
                     .as_ref()
                     .ok()
@@ -559,7 +587,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             }
             Err(e) => error(StatusCode::BAD_REQUEST, e),
         },
-        (&Method::GET, ["volumes", name]) => answer(d.volumes.inspect(&d.registry, name).map(|v| (StatusCode::OK, v))),
+        (&Method::GET, ["volumes", name]) => answer(blocking(|| d.volumes.inspect(&d.registry, name)).map(|v| (StatusCode::OK, v))),
         (&Method::DELETE, ["volumes", name]) if !containers::volume_users(&d, name).is_empty() => error(
             StatusCode::CONFLICT,
             format!(
@@ -567,7 +595,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
                 containers::volume_users(&d, name).join(", ")
             ),
         ),
-        (&Method::DELETE, ["volumes", name]) => match d.volumes.remove(&d.registry, name, truthy(&q, "force")) {
+        (&Method::DELETE, ["volumes", name]) => match blocking(|| d.volumes.remove(&d.registry, name, truthy(&q, "force"))) {
             Ok(()) => {
                 d.events.simple("volume", "destroy", name, &[]);
                 let mut r = Response::new(body::full(Bytes::new()));
@@ -589,6 +617,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             }
             (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
             (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
+            (&Method::GET, "/plugins") => json_reply(StatusCode::OK, &json!(blocking(|| d.plugins.list(&d.registry)))),
             (&Method::GET, "/events") => events::stream(&d.events, &q).unwrap_or_else(|(status, message)| error(status, message)),
             (&Method::GET, "/system/df") => json_reply(StatusCode::OK, &system_df(&d)),
             _ => error(StatusCode::NOT_FOUND, "page not found"),

@@ -84,6 +84,11 @@ impl Volumes {
         self.records.join(format!("{name}.json"))
     }
 
+    /// The driver of volume `name`, if berthd has it.
+    pub fn driver_of(&self, name: &str) -> Option<String> {
+        self.record(name).map(|r| r.driver)
+    }
+
     fn record(&self, name: &str) -> Option<Record> {
         if !berth_fs::volume::valid_name(name) {
             return None;

@@ -1,0 +1,283 @@
+//! Driver plugins: shared objects loaded in-process (the example plugins
+//! of `plugins/examples`, built as cdylibs) and Docker-style plugins over
+//! HTTP on a UNIX socket (a Python one, standard library only). Loading,
+//! unloading, an ABI mismatch, plugins that panic, hang or answer garbage
+//! with berthd still serving, a size quota enforced by a loop-mounted
+//! volume, and volumes written by one container and read by another.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_core::plugins::{load_shared_object, Settings};
+use berth_plugin::volume::{CreateRequest, MountRequest};
+use berth_plugin::{Registry, Transport};
+use berth_tests::{docker, eventually, example_plugin, out, require_daemon, text, Berthd};
+
+/// A plugin directory holding copies of the example plugins `names`.
+fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for n in names {
+        std::fs::copy(example_plugin(n), dir.path().join(format!("lib{n}.so"))).unwrap();
+    }
+    dir
+}
+
+/// Whether this process has `path` mapped.
+fn mapped(path: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .contains(path.to_string_lossy().as_ref())
+}
+
+#[test]
+fn a_shared_object_loads_answers_and_unloads() {
+    let dir = plugin_dir(&["dirvol", "oldabi"]);
+    let so_path = dir.path().join("libdirvol.so");
+    let mut settings = Settings::new(dir.path());
+    settings.home = dir.path().join("homes");
+    for round in 0..2 {
+        let registry = Registry::new();
+        let (so, remote) = load_shared_object(&so_path, &settings).unwrap();
+        assert_eq!(so.name, "dirvol");
+        assert_eq!(so.interfaces, vec!["VolumeDriver"]);
+        assert!(mapped(&so_path), "loaded");
+        registry
+            .register_volume("dirvol", remote, Transport::SharedObject(so_path.clone()))
+            .unwrap();
+        drop(so);
+        let v = registry.volume("dirvol").unwrap();
+        let name = format!("v{round}");
+        v.create(&CreateRequest {
+            name: name.clone(),
+            opts: Default::default(),
+        })
+        .unwrap();
+        let at = v
+            .mount(&MountRequest {
+                name: name.clone(),
+                id: "c1".into(),
+            })
+            .unwrap();
+        assert_eq!(
+            at,
+            dir.path().join("homes/dirvol/volumes").join(&name),
+            "the plugin works in the home it was given"
+        );
+        assert!(v.remove(&name).unwrap_err().to_string().contains("in use"));
+        v.unmount(&MountRequest {
+            name: name.clone(),
+            id: "c1".into(),
+        })
+        .unwrap();
+        v.remove(&name).unwrap();
+        drop(v);
+        assert_eq!(registry.unregister("dirvol"), 1);
+        assert!(registry.volume("dirvol").is_err());
+        // Unloaded once no call thread holds it.
+        eventually(10, "the plugin to be unloaded", || !mapped(&so_path));
+    }
+    let e = load_shared_object(&dir.path().join("liboldabi.so"), &settings).err().unwrap();
+    assert!(e.contains("ABI version 999") && e.contains("speaks version 1"), "{e}");
+    std::fs::write(dir.path().join("libnot.so"), "not an ELF object").unwrap();
+    let e = load_shared_object(&dir.path().join("libnot.so"), &settings).err().unwrap();
+    assert!(e.contains("libnot.so"), "{e}");
+    let e = load_shared_object(&example_plugin("dirvol").with_file_name("nothing.so"), &settings)
+        .err()
+        .unwrap();
+    assert!(e.contains("nothing.so"), "{e}");
+}
+
+#[test]
+fn berthd_survives_plugins_that_panic_hang_or_answer_garbage() {
+    let plugins = plugin_dir(&["faulty", "oldabi", "dirvol"]);
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with(
+        "berthd_survives_plugins_that_panic_hang_or_answer_garbage",
+        &["--plugin-dir", dir, "--plugin-timeout", "2s"],
+    ) else {
+        return;
+    };
+    let ls = out(&d
+        .berth()
+        .args(["plugin", "ls", "--format", "{{.Name}} {{.Interfaces}} {{.Transport}} {{.Status}}"])
+        .output()
+        .unwrap());
+    assert!(ls.contains(&format!("faulty VolumeDriver so:{dir}/libfaulty.so ok")), "{ls}");
+    assert!(ls.contains("local VolumeDriver builtin ok"), "{ls}");
+    assert!(ls.contains("bridge NetworkDriver builtin ok"), "{ls}");
+    assert!(
+        ls.contains("oldabi") && ls.contains("ABI version 999"),
+        "the refused plugin is shown with why: {ls}"
+    );
+
+    let panicked = docker(&d, &["volume", "create", "-d", "faulty", "panic"]);
+    assert!(!panicked.status.success());
+    assert!(
+        text(&panicked).contains("plugin faulty panicked in /VolumeDriver.Create: asked to panic"),
+        "{}",
+        text(&panicked)
+    );
+    let started = std::time::Instant::now();
+    let hung = docker(&d, &["volume", "create", "-d", "faulty", "hang"]);
+    assert!(!hung.status.success());
+    assert!(
+        text(&hung).contains("did not answer /VolumeDriver.Create within 2s"),
+        "{}",
+        text(&hung)
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "bounded by the timeout");
+    let garbage = docker(&d, &["volume", "create", "-d", "faulty", "garbage"]);
+    assert!(!garbage.status.success());
+    assert!(text(&garbage).contains("malformed JSON"), "{}", text(&garbage));
+    // Still serving, and the plugin still answers.
+    let good = docker(&d, &["volume", "create", "-d", "faulty", "fine"]);
+    assert!(good.status.success(), "{}", text(&good));
+    let ls = out(&docker(&d, &["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
+    assert!(ls.contains("faulty fine"), "{ls}");
+    assert!(
+        !ls.contains("panic") && !ls.contains("garbage"),
+        "failed creates leave no records: {ls}"
+    );
+    let none = docker(&d, &["volume", "create", "-d", "nosuch", "xx"]);
+    assert!(text(&none).contains("nosuch"), "{}", text(&none));
+    assert!(docker(&d, &["version"]).status.success());
+}
+
+/// berthd with `flags`, if the test can run here.
+fn require_daemon_with(test: &str, flags: &[&str]) -> Option<Berthd> {
+    require_daemon(test)?;
+    Some(Berthd::with_busybox_and(flags).expect("start berthd"))
+}
+
+#[test]
+fn a_loop_mounted_volume_plugin_enforces_its_size() {
+    let plugins = plugin_dir(&["loopvol"]);
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with("a_loop_mounted_volume_plugin_enforces_its_size", &["--plugin-dir", dir]) else {
+        return;
+    };
+    let bad = docker(&d, &["volume", "create", "-d", "loopvol", "-o", "size=lots", "quota"]);
+    assert!(!bad.status.success() && text(&bad).contains("size \"lots\""), "{}", text(&bad));
+    let made = docker(&d, &["volume", "create", "-d", "loopvol", "-o", "size=40M", "quota"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let write = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "quota:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/data/small bs=1M count=8 && echo kept > /data/note && dd if=/dev/zero of=/data/big bs=1M count=100",
+        ],
+    );
+    assert!(!write.status.success(), "100M does not fit in a 40M volume: {}", text(&write));
+    assert!(text(&write).contains("No space left on device"), "{}", text(&write));
+    let read = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "quota:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /data/note; df -k /data | tail -1",
+        ],
+    );
+    assert!(read.status.success(), "{}", text(&read));
+    let o = out(&read);
+    assert!(o.starts_with("kept"), "the second container reads what the first wrote: {o}");
+    let total_kb: u64 = o
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((20_000..=41_000).contains(&total_kb), "the filesystem is the 40M image: {o}");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains("/plugins/loopvol/mounts/quota"),
+        "unmounted when the last user ended"
+    );
+    let rm = docker(&d, &["volume", "rm", "quota"]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(!d.data_root().join("plugins/loopvol/images/quota.ext4").exists());
+}
+
+/// A Python plugin server, killed on drop.
+struct Python(Child);
+
+impl Drop for Python {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pyvol(socket: &Path, root: &Path) -> Python {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/pyvol.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(socket)
+        .arg(root)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = Python(child);
+    eventually(10, "pyvol's socket", || socket.exists());
+    p
+}
+
+#[test]
+fn a_python_plugin_over_http_serves_volumes_to_containers() {
+    let plugins = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with("a_python_plugin_over_http_serves_volumes_to_containers", &["--plugin-dir", dir]) else {
+        return;
+    };
+    let _server = pyvol(&plugins.path().join("pyvol.sock"), root.path());
+    let made = docker(&d, &["volume", "create", "-d", "pyvol", "shared"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let w = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "shared:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo from-the-first > /data/f",
+        ],
+    );
+    assert!(w.status.success(), "{}", text(&w));
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("volumes/shared/f")).unwrap(),
+        "from-the-first\n"
+    );
+    let r = docker(&d, &["run", "--rm", "-v", "shared:/data", "busybox", "cat", "/data/f"]);
+    assert_eq!(out(&r), "from-the-first", "{}", text(&r));
+    let ls = out(&docker(&d, &["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
+    assert!(ls.contains("pyvol shared"), "{ls}");
+    let plugins_ls = out(&d
+        .berth()
+        .args(["plugin", "ls", "--format", "{{.Name}} {{.Transport}}"])
+        .output()
+        .unwrap());
+    assert!(plugins_ls.contains(&format!("pyvol http:unix://{dir}/pyvol.sock")), "{plugins_ls}");
+    let rm = docker(&d, &["volume", "rm", "shared"]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(!root.path().join("volumes/shared").exists());
+    let calls = std::fs::read_to_string(root.path().join("calls.log")).unwrap();
+    let count = |m: &str| calls.lines().filter(|l| l.starts_with(m)).count();
+    assert_eq!(count("/Plugin.Activate "), 1, "activated once: {calls}");
+    assert_eq!(count("/VolumeDriver.Mount "), 2, "{calls}");
+    assert_eq!(count("/VolumeDriver.Unmount "), 2, "every mount paired with an unmount: {calls}");
+}
