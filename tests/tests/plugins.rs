@@ -281,3 +281,60 @@ fn a_python_plugin_over_http_serves_volumes_to_containers() {
     assert_eq!(count("/VolumeDriver.Mount "), 2, "{calls}");
     assert_eq!(count("/VolumeDriver.Unmount "), 2, "every mount paired with an unmount: {calls}");
 }
+
+#[test]
+fn the_conformance_kit_passes_every_builtin_and_example_driver() {
+    if !berth_tests::require_root("the_conformance_kit_passes_every_builtin_and_example_driver") {
+        return;
+    }
+    let plugins = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let _server = pyvol(&plugins.path().join("pyvol.sock"), root.path());
+    let dir = plugins.path().to_str().unwrap();
+    let (dirvol, loopvol) = (example_plugin("dirvol"), example_plugin("loopvol"));
+    let targets: Vec<Vec<&str>> = vec![
+        vec!["local"],
+        vec!["bridge"],
+        vec!["macvlan"],
+        vec!["null"],
+        vec!["host"],
+        vec!["vfs"],
+        vec!["fuse-union"],
+        // The overlay network driver needs a cluster store; its graph
+        // namesake is checked here.
+        vec!["--interface", "graph", "overlay"],
+        vec![dirvol.to_str().unwrap()],
+        vec!["-o", "size=16M", loopvol.to_str().unwrap()],
+        vec!["--plugin-dir", dir, "pyvol"],
+    ];
+    for t in targets {
+        let o = Command::new(berth_tests::bin("berth"))
+            .args(["plugin", "check"])
+            .args(&t)
+            .output()
+            .unwrap();
+        let report = text(&o);
+        assert!(o.status.success(), "berth plugin check {t:?}:\n{report}");
+        assert!(
+            report.contains("PASS") && report.contains(" 0 failed") && !report.contains("FAIL"),
+            "{t:?}:\n{report}"
+        );
+    }
+    // The kit fails a plugin that breaks the contract, naming the clause.
+    let o = Command::new(berth_tests::bin("berth"))
+        .args(["plugin", "check"])
+        .arg(example_plugin("faulty"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("FAIL  mount gives a writable directory"), "{}", text(&o));
+    let o = Command::new(berth_tests::bin("berth"))
+        .args(["plugin", "check", "nosuchdriver"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && text(&o).contains("no plugin \"nosuchdriver\""),
+        "{}",
+        text(&o)
+    );
+}

@@ -16,6 +16,25 @@ pub enum PluginCommand {
     /// List every driver (built-in, loaded or found) with its transport and interfaces.
     #[command(alias = "list")]
     Ls(format::ListArgs),
+    /// Drive a plugin or built-in driver through its interface's contract
+    /// and report what held (runs without the daemon; as root, in network
+    /// and mount namespaces of its own).
+    Check {
+        /// Driver option KEY=VALUE, given to every create.
+        #[arg(short = 'o', long = "opt")]
+        opts: Vec<String>,
+        /// A directory to search for plugins by name (as berthd's).
+        #[arg(long = "plugin-dir")]
+        plugin_dirs: Vec<std::path::PathBuf>,
+        /// How long each call may take, in seconds.
+        #[arg(long = "timeout", default_value_t = 30)]
+        timeout: u64,
+        /// Check only this interface (volume, network or graph).
+        #[arg(long = "interface")]
+        interface: Option<String>,
+        /// A shared object (.so), a plugin's socket or spec file, or a name.
+        target: String,
+    },
 }
 
 /// `plugin ls`'s fields of one plugin (Docker's Plugin object, with
@@ -56,6 +75,73 @@ pub fn plugin(api: &Api, cmd: PluginCommand) -> Result<(), CliError> {
             let rows: Vec<Value> = v.as_array().into_iter().flatten().map(row).collect();
             list.print(&rows, DEFAULT_TABLE, &headers())?;
         }
+        PluginCommand::Check {
+            opts,
+            plugin_dirs,
+            timeout,
+            interface,
+            target,
+        } => check(&target, &opts, plugin_dirs, timeout, interface.as_deref())?,
+    }
+    Ok(())
+}
+
+/// `plugin check`: the report of every interface the target has; fails
+/// when any clause failed.
+fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, timeout: u64, only: Option<&str>) -> Result<(), CliError> {
+    use crate::plugins::check::{enter_own_namespaces, Target};
+    let only = match only {
+        None => None,
+        Some(i @ ("volume" | "network" | "graph")) => Some(i),
+        Some(other) => return Err(CliError::Usage(format!("--interface {other:?}: expected volume, network or graph"))),
+    };
+    let mut opts: std::collections::BTreeMap<String, String> = super::volumes::pairs(opts, "option")?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    if nix::unistd::geteuid().is_root() {
+        enter_own_namespaces().map_err(CliError::Failed)?;
+    }
+    let work = tempfile::tempdir().map_err(|e| CliError::Failed(format!("a scratch directory: {e}")))?;
+    let mut settings = crate::plugins::Settings::new(work.path());
+    settings.home = work.path().join("home");
+    settings.dirs = plugin_dirs;
+    settings.timeout = std::time::Duration::from_secs(timeout.max(1));
+    let mut t = Target::resolve(target, &settings).map_err(CliError::Failed)?;
+    if only.is_some_and(|i| i != "volume") {
+        t.volume = None;
+    }
+    if only.is_some_and(|i| i != "network") {
+        t.network = None;
+    }
+    if only.is_some_and(|i| i != "graph") {
+        t.graph = None;
+    }
+    if target == berth_net::macvlan::NAME && !opts.contains_key("parent") {
+        // macvlan needs a parent link: one of the kit's own, in its namespace.
+        berth_net::netlink::Netlink::new()
+            .and_then(|mut n| {
+                n.add_veth("chk-parent", "chk-peer", None, None)?;
+                n.set_link("chk-parent", None, None, true)
+            })
+            .map_err(|e| CliError::Failed(format!("make a parent link for macvlan: {e}")))?;
+        opts.insert("parent".into(), "chk-parent".into());
+    }
+    let reports = t.check(&opts, work.path());
+    if reports.is_empty() {
+        return Err(CliError::Failed(format!(
+            "{}: implements no interface berth can check",
+            t.description
+        )));
+    }
+    let mut failed = 0;
+    for (interface, report) in &reports {
+        println!("{} {interface}", t.description);
+        println!("{report}");
+        failed += report.failed();
+    }
+    if failed > 0 {
+        return Err(CliError::Exit(1));
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! What could not be loaded or activated is kept as a [`Fault`], shown by
 //! `berth plugin ls`.
 
+pub mod check;
 pub mod shared_object;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,497 @@
+//! The conformance kit behind `berth plugin check`: drives a driver through
+//! its interface's contract and reports each clause as passed or failed.
+//! - volume: create (twice, idempotent), get and list agreeing, errors for
+//!   missing volumes, mount giving a writable directory, mounts counted
+//!   per container (data kept while one remains, removal refused while
+//!   mounted), remove (and again), concurrent calls;
+//! - network: create, an endpoint joined to a sandbox (a network
+//!   namespace the kit makes) holding its address, leave and delete
+//!   taking it away, errors for missing networks and endpoints, endpoints
+//!   made and joined concurrently, delete;
+//! - graph: a layer and a writable layer on it, nested get/put, exists,
+//!   errors for missing layers, concurrent layers, remove.
+//!
+//! The kit works on the driver it is given; it makes its objects under
+//! names of its own and removes them, pass or fail.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_plugin::graph::CreateRequest as LayerRequest;
+use berth_plugin::network::{CreateEndpointRequest, CreateNetworkRequest, EndpointInterface, IpamData, JoinRequest};
+use berth_plugin::volume::{CreateRequest, MountRequest};
+use berth_plugin::{GraphDriver, NetworkDriver, VolumeDriver};
+
+/// One clause of a contract, checked.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub clause: String,
+    /// Empty when the clause held; else what was seen.
+    pub failure: String,
+}
+
+/// What a driver did under the kit.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+}
+
+type Checked = std::result::Result<(), String>;
+
+impl Report {
+    fn check(&mut self, clause: &str, f: impl FnOnce() -> Checked) {
+        let failure = f().err().unwrap_or_default();
+        self.outcomes.push(Outcome {
+            clause: clause.to_string(),
+            failure,
+        });
+    }
+
+    pub fn failed(&self) -> usize {
+        self.outcomes.iter().filter(|o| !o.failure.is_empty()).count()
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for o in &self.outcomes {
+            if o.failure.is_empty() {
+                writeln!(f, "  PASS  {}", o.clause)?;
+            } else {
+                writeln!(f, "  FAIL  {}: {}", o.clause, o.failure)?;
+            }
+        }
+        write!(f, "{} passed, {} failed", self.outcomes.len() - self.failed(), self.failed())
+    }
+}
+
+fn ensure(ok: bool, what: impl FnOnce() -> String) -> Checked {
+    if ok {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+/// A name of the kit's own: `check-PID-WHAT`.
+fn own(what: &str) -> String {
+    format!("check-{}-{what}", std::process::id())
+}
+
+fn mount_req(name: &str, id: &str) -> MountRequest {
+    MountRequest {
+        name: name.into(),
+        id: id.into(),
+    }
+}
+
+/// The volume contract, with `opts` given to every create.
+pub fn volume(d: &dyn VolumeDriver, opts: &BTreeMap<String, String>) -> Report {
+    let mut r = Report::default();
+    let v = own("vol");
+    let create = |name: &str| {
+        d.create(&CreateRequest {
+            name: name.into(),
+            opts: opts.clone(),
+        })
+    };
+    r.check("create", || create(&v).map_err(|e| e.to_string()));
+    r.check("create again with the same options succeeds", || {
+        create(&v).map_err(|e| e.to_string())
+    });
+    r.check("get and list agree", || {
+        let got = d.get(&v).map_err(|e| format!("get: {e}"))?;
+        ensure(got.name == v, || format!("get {v} answered {}", got.name))?;
+        let listed = d.list().map_err(|e| format!("list: {e}"))?;
+        ensure(listed.iter().any(|l| l.name == v), || format!("list lacks {v}"))?;
+        for l in &listed {
+            d.get(&l.name).map_err(|e| format!("list has {} but get fails: {e}", l.name))?;
+        }
+        Ok(())
+    });
+    r.check("missing volumes are errors (get, path, mount, remove)", || {
+        let m = own("missing");
+        ensure(d.get(&m).is_err(), || "get succeeded".into())?;
+        ensure(d.path(&m).is_err(), || "path succeeded".into())?;
+        ensure(d.mount(&mount_req(&m, "c1")).is_err(), || "mount succeeded".into())?;
+        ensure(d.remove(&m).is_err(), || "remove succeeded".into())
+    });
+    let mut at = PathBuf::new();
+    r.check("mount gives a writable directory", || {
+        at = d.mount(&mount_req(&v, "c1")).map_err(|e| e.to_string())?;
+        std::fs::write(at.join("check"), b"kept").map_err(|e| format!("write in {}: {e}", at.display()))?;
+        let p = d.path(&v).map_err(|e| format!("path: {e}"))?;
+        ensure(p == at, || format!("path answers {} but mount {}", p.display(), at.display()))
+    });
+    r.check("mounts are counted per container", || {
+        let again = d.mount(&mount_req(&v, "c2")).map_err(|e| format!("second mount: {e}"))?;
+        ensure(again == at, || {
+            format!("second mount at {}, first at {}", again.display(), at.display())
+        })?;
+        d.unmount(&mount_req(&v, "c1")).map_err(|e| format!("unmount c1: {e}"))?;
+        let kept = std::fs::read(at.join("check")).map_err(|e| format!("after c1 unmounted, c2's mount lost the data: {e}"))?;
+        ensure(kept == b"kept", || "data changed".into())?;
+        ensure(d.remove(&v).is_err(), || "remove succeeded while c2 has it mounted".into())?;
+        d.unmount(&mount_req(&v, "c2")).map_err(|e| format!("unmount c2: {e}"))
+    });
+    r.check("remove", || {
+        d.remove(&v).map_err(|e| e.to_string())?;
+        ensure(d.get(&v).is_err(), || "get still finds it".into())?;
+        let listed = d.list().map_err(|e| format!("list: {e}"))?;
+        ensure(!listed.iter().any(|l| l.name == v), || "list still has it".into())
+    });
+    r.check("remove again leaves it removed", || {
+        let _ = d.remove(&v);
+        ensure(d.get(&v).is_err(), || "the volume came back".into())
+    });
+    r.check("concurrent calls", || concurrent_volumes(d, opts));
+    r
+}
+
+fn concurrent_volumes(d: &dyn VolumeDriver, opts: &BTreeMap<String, String>) -> Checked {
+    let shared = own("shared");
+    d.create(&CreateRequest {
+        name: shared.clone(),
+        opts: opts.clone(),
+    })
+    .map_err(|e| format!("create {shared}: {e}"))?;
+    let results: Vec<Checked> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6)
+            .map(|i| {
+                let shared = &shared;
+                s.spawn(move || -> Checked {
+                    let mine = own(&format!("par{i}"));
+                    let id = format!("c{i}");
+                    d.create(&CreateRequest {
+                        name: mine.clone(),
+                        opts: opts.clone(),
+                    })
+                    .map_err(|e| format!("create {mine}: {e}"))?;
+                    let at = d.mount(&mount_req(&mine, &id)).map_err(|e| format!("mount {mine}: {e}"))?;
+                    std::fs::write(at.join("n"), i.to_string()).map_err(|e| format!("write in {mine}: {e}"))?;
+                    let s_at = d.mount(&mount_req(shared, &id)).map_err(|e| format!("mount {shared}: {e}"))?;
+                    std::fs::write(s_at.join(format!("from{i}")), b"x").map_err(|e| format!("write in {shared}: {e}"))?;
+                    d.unmount(&mount_req(&mine, &id)).map_err(|e| format!("unmount {mine}: {e}"))?;
+                    d.unmount(&mount_req(shared, &id)).map_err(|e| format!("unmount {shared}: {e}"))?;
+                    d.remove(&mine).map_err(|e| format!("remove {mine}: {e}"))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
+            .collect()
+    });
+    let removed = d.remove(&shared).map_err(|e| format!("remove {shared} after every unmount: {e}"));
+    results.into_iter().collect::<Checked>()?;
+    removed
+}
+
+/// The network contract. `work` holds the kit's sandboxes; `attaches` says
+/// whether the driver gives containers an interface (`null` and `host`
+/// do not).
+pub fn network(d: &dyn NetworkDriver, opts: &BTreeMap<String, String>, work: &Path, attaches: bool) -> Report {
+    let mut r = Report::default();
+    let net = own("net");
+    let subnet_third = 200 + (std::process::id() % 50);
+    let address = |host: u32| format!("10.231.{subnet_third}.{host}/24");
+    let gateway = format!("10.231.{subnet_third}.1");
+    let create = CreateNetworkRequest {
+        network_id: net.clone(),
+        options: opts.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect(),
+        ipv4_data: vec![IpamData {
+            address_space: "LocalDefault".into(),
+            pool: format!("10.231.{subnet_third}.0/24"),
+            gateway: format!("{gateway}/24"),
+            aux_addresses: BTreeMap::new(),
+        }],
+        ipv6_data: Vec::new(),
+    };
+    let made = d.create_network(&create);
+    r.check("create network", || made.as_ref().map(drop).map_err(|e| e.to_string()));
+    if made.is_err() {
+        return r;
+    }
+    let sandbox = |name: &str| -> std::result::Result<PathBuf, String> {
+        let p = work.join(name);
+        berth_net::netns::create(&p).map_err(|e| format!("make a sandbox: {e}"))?;
+        Ok(p)
+    };
+    let attach = |ep: &str, host: u32, sb: &Path| -> Checked {
+        d.create_endpoint(&CreateEndpointRequest {
+            network_id: net.clone(),
+            endpoint_id: ep.into(),
+            interface: Some(EndpointInterface {
+                address: address(host),
+                ..Default::default()
+            }),
+            options: BTreeMap::new(),
+        })
+        .map_err(|e| format!("create endpoint: {e}"))?;
+        let joined = d
+            .join(&JoinRequest {
+                network_id: net.clone(),
+                endpoint_id: ep.into(),
+                sandbox_key: sb.display().to_string(),
+                options: BTreeMap::from([
+                    (berth_net::bridge::IFNAME_OPTION.to_string(), serde_json::json!("eth0")),
+                    (berth_net::bridge::DEFAULT_ROUTE_OPTION.to_string(), serde_json::json!(true)),
+                ]),
+            })
+            .map_err(|e| format!("join: {e}"))?;
+        if let Some(i) = joined.interface_name.filter(|i| !i.src_name.is_empty()) {
+            // The engine moves the interface in; it must be there to move.
+            return ensure(Path::new("/sys/class/net").join(&i.src_name).exists(), || {
+                format!("join names {} to move into the sandbox, but there is no such link", i.src_name)
+            });
+        }
+        let has = sandbox_addresses(sb)?;
+        let want = address(host);
+        if attaches {
+            ensure(has.contains(&want), || format!("the sandbox has {has:?}, not {want}"))
+        } else {
+            ensure(has.is_empty(), || format!("a driver attaching nothing gave the sandbox {has:?}"))
+        }
+    };
+    let detach = |ep: &str, sb: &Path| -> Checked {
+        d.leave(&net, ep).map_err(|e| format!("leave: {e}"))?;
+        d.delete_endpoint(&net, ep).map_err(|e| format!("delete endpoint: {e}"))?;
+        let has = sandbox_addresses(sb)?;
+        ensure(has.is_empty(), || format!("after leave the sandbox still has {has:?}"))
+    };
+    r.check("an endpoint joined to a sandbox has its address there", || {
+        let sb = sandbox("sandbox0")?;
+        attach("ep0", 2, &sb)
+    });
+    r.check("leave and delete take the endpoint away", || detach("ep0", &work.join("sandbox0")));
+    r.check("missing networks and endpoints are errors", || {
+        let missing = CreateEndpointRequest {
+            network_id: own("missing"),
+            endpoint_id: "ep-missing".into(),
+            interface: Some(EndpointInterface {
+                address: address(9),
+                ..Default::default()
+            }),
+            options: BTreeMap::new(),
+        };
+        if attaches {
+            ensure(d.create_endpoint(&missing).is_err(), || {
+                "create endpoint on a missing network succeeded".into()
+            })?;
+            let join = JoinRequest {
+                network_id: net.clone(),
+                endpoint_id: "ep-never-made".into(),
+                sandbox_key: work.join("sandbox0").display().to_string(),
+                options: BTreeMap::new(),
+            };
+            ensure(d.join(&join).is_err(), || "join of a missing endpoint succeeded".into())?;
+        }
+        Ok(())
+    });
+    r.check("endpoints made and joined concurrently", || {
+        let results: Vec<Checked> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4u32)
+                .map(|i| {
+                    let (attach, detach, sandbox) = (&attach, &detach, &sandbox);
+                    s.spawn(move || -> Checked {
+                        let sb = sandbox(&format!("sandbox{}", i + 1))?;
+                        let ep = format!("ep{}", i + 1);
+                        attach(&ep, 10 + i, &sb)?;
+                        detach(&ep, &sb)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
+                .collect()
+        });
+        results.into_iter().collect()
+    });
+    r.check("delete network", || d.delete_network(&net).map_err(|e| e.to_string()));
+    for i in 0..5 {
+        let _ = berth_net::netns::remove(&work.join(format!("sandbox{i}")));
+    }
+    r
+}
+
+/// The IPv4 addresses (`ADDR/PREFIX`) of the sandbox's links other than lo.
+fn sandbox_addresses(sb: &Path) -> std::result::Result<Vec<String>, String> {
+    let o = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", sb.display()))
+        .args(["ip", "-o", "-4", "addr", "show"])
+        .output()
+        .map_err(|e| format!("run nsenter ip: {e}"))?;
+    if !o.status.success() {
+        return Err(format!("ip addr in the sandbox: {}", String::from_utf8_lossy(&o.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) != Some("lo"))
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .collect())
+}
+
+/// The graph-driver contract.
+pub fn graph(d: &dyn GraphDriver) -> Report {
+    let mut r = Report::default();
+    let (base, top) = (own("base"), own("top"));
+    let layer = |id: &str, parent: &str| LayerRequest {
+        id: id.into(),
+        parent: parent.into(),
+        mount_label: String::new(),
+    };
+    r.check("create a layer and a writable layer on it", || {
+        d.create(&layer(&base, "")).map_err(|e| format!("create: {e}"))?;
+        d.create_read_write(&layer(&top, &base))
+            .map_err(|e| format!("create read-write: {e}"))?;
+        ensure(d.exists(&base) && d.exists(&top), || "exists does not see them".into())
+    });
+    r.check("get nests and pairs with put", || {
+        let a = d.get(&top, "").map_err(|e| format!("get: {e}"))?;
+        let b = d.get(&top, "").map_err(|e| format!("second get: {e}"))?;
+        ensure(a == b, || format!("two gets gave {} and {}", a.display(), b.display()))?;
+        std::fs::write(a.join("check"), b"x").map_err(|e| format!("write in {}: {e}", a.display()))?;
+        d.put(&top).map_err(|e| format!("put: {e}"))?;
+        ensure(a.join("check").exists(), || "the first put undid the second get".into())?;
+        d.put(&top).map_err(|e| format!("second put: {e}"))
+    });
+    r.check("missing layers are errors", || {
+        let m = own("missing");
+        ensure(!d.exists(&m), || "exists says yes".into())?;
+        ensure(d.get(&m, "").is_err(), || "get succeeded".into())
+    });
+    r.check("concurrent writable layers", || {
+        let results: Vec<Checked> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let base = &base;
+                    s.spawn(move || -> Checked {
+                        let id = own(&format!("rw{i}"));
+                        d.create_read_write(&layer(&id, base)).map_err(|e| format!("create {id}: {e}"))?;
+                        let at = d.get(&id, "").map_err(|e| format!("get {id}: {e}"))?;
+                        std::fs::write(at.join("n"), i.to_string()).map_err(|e| format!("write in {id}: {e}"))?;
+                        d.put(&id).map_err(|e| format!("put {id}: {e}"))?;
+                        d.remove(&id).map_err(|e| format!("remove {id}: {e}"))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
+                .collect()
+        });
+        results.into_iter().collect()
+    });
+    r.check("remove", || {
+        d.remove(&top).map_err(|e| format!("remove {top}: {e}"))?;
+        d.remove(&base).map_err(|e| format!("remove {base}: {e}"))?;
+        ensure(!d.exists(&top) && !d.exists(&base), || "exists still sees them".into())
+    });
+    r
+}
+
+/// A driver to check, of whichever interfaces it has.
+pub struct Target {
+    pub description: String,
+    pub volume: Option<Arc<dyn VolumeDriver>>,
+    pub network: Option<Arc<dyn NetworkDriver>>,
+    pub graph: Option<Arc<dyn GraphDriver>>,
+    /// Whether its network driver gives containers an interface.
+    pub attaches: bool,
+}
+
+impl Target {
+    /// Finds `target`: a shared object (`*.so`), a Docker plugin's socket
+    /// or spec file, a built-in driver's name, or a Docker plugin's name
+    /// in the plugin directories. Built-in drivers and loaded plugins keep
+    /// their state under `home`.
+    pub fn resolve(target: &str, settings: &super::Settings) -> std::result::Result<Target, String> {
+        use berth_plugin::http::Address;
+        use berth_plugin::Interface;
+        let path = Path::new(target);
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let empty = |description: String| Target {
+            description,
+            volume: None,
+            network: None,
+            graph: None,
+            attaches: true,
+        };
+        let from_remote = |description: String, remote: Arc<berth_plugin::protocol::Remote>, interfaces: &[String]| {
+            let has = |i: Interface| interfaces.iter().any(|n| n == i.protocol_name());
+            let mut t = empty(description);
+            if has(Interface::VolumeDriver) {
+                t.volume = Some(remote.clone());
+            }
+            if has(Interface::NetworkDriver) {
+                t.network = Some(remote.clone());
+            }
+            t
+        };
+        if ext == "so" {
+            let (so, remote) = super::load_shared_object(path, settings)?;
+            return Ok(from_remote(format!("{} (so:{})", so.name, path.display()), remote, &so.interfaces));
+        }
+        let http = |name: &str, address: Address| {
+            let (remote, interfaces) = super::activate_http(name, address.clone(), settings.timeout)?;
+            Ok(from_remote(format!("{name} (http:{address})"), remote, &interfaces))
+        };
+        if path.exists() && matches!(ext, "sock" | "spec" | "json") {
+            let address = if ext == "sock" {
+                Address::Unix(path.to_path_buf())
+            } else {
+                super::read_spec(path)?
+            };
+            return http(&super::stem(path), address);
+        }
+        let builtin = crate::drivers::builtin_registry(&settings.home, None).map_err(|e| format!("set up the built-in drivers: {e}"))?;
+        let mut t = empty(format!("{target} (builtin)"));
+        t.volume = builtin.volume(target).ok();
+        t.network = builtin.network(target).ok();
+        t.graph = builtin.graph(target).ok();
+        t.attaches = !matches!(target, berth_net::none::NAME | berth_net::host::NAME);
+        if t.volume.is_some() || t.network.is_some() || t.graph.is_some() {
+            return Ok(t);
+        }
+        let plugins = super::Plugins::new(settings.clone());
+        match plugins.locate(target) {
+            Some(p) if p.extension().is_some_and(|e| e == "sock") => http(target, Address::Unix(p)),
+            Some(p) => http(target, super::read_spec(&p)?),
+            None => Err(format!(
+                "no plugin {target:?}: not a .so, .sock, .spec or .json file, not a built-in driver, and not found in the plugin directories"
+            )),
+        }
+    }
+
+    /// Runs every contract the target has: (interface, report) pairs.
+    pub fn check(&self, opts: &BTreeMap<String, String>, work: &Path) -> Vec<(&'static str, Report)> {
+        let mut out = Vec::new();
+        if let Some(v) = &self.volume {
+            out.push(("VolumeDriver", volume(v.as_ref(), opts)));
+        }
+        if let Some(n) = &self.network {
+            out.push(("NetworkDriver", network(n.as_ref(), opts, work, self.attaches)));
+        }
+        if let Some(g) = &self.graph {
+            out.push(("GraphDriver", graph(g.as_ref())));
+        }
+        out
+    }
+}
+
+/// Moves this process (which must have no other thread yet) into network
+/// and mount namespaces of its own, so the drivers' links, rules and
+/// mounts stay off the host and go when it exits. Mounts of the host still
+/// show (the mount namespace is a slave of the host's).
+pub fn enter_own_namespaces() -> std::result::Result<(), String> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{unshare, CloneFlags};
+    unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare the network and mount namespaces: {e}"))?;
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>)
+        .map_err(|e| format!("make / a slave mount: {e}"))?;
+    berth_net::netlink::Netlink::new()
+        .and_then(|mut n| n.set_link("lo", None, None, true))
+        .map_err(|e| format!("bring lo up: {e}"))
+}
