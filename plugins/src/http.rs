@@ -206,9 +206,11 @@ impl Client {
             "POST {method} HTTP/1.1\r\nHost: plugin\r\nAccept: {MEDIA_TYPE}\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
+        // One write: a request in pieces costs the peer a wake-up each.
+        let mut message = head.into_bytes();
+        message.extend_from_slice(body);
         let w = conn.get_mut();
-        w.write_all(head.as_bytes())?;
-        w.write_all(body)?;
+        w.write_all(&message)?;
         w.flush()?;
         let Some(h) = Head::read(conn)? else { return Ok(None) };
         let b = h.body(conn, true)?;
@@ -280,13 +282,14 @@ fn answer(stream: UnixStream, plugin: &dyn Plugin) -> io::Result<()> {
             ("405 Method Not Allowed", crate::abi::error_response("plugins answer POST only"))
         };
         let keep = head.keeps_alive();
-        write!(
-            w,
+        let mut message = format!(
             "HTTP/1.1 {status}\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\n{}\r\n",
             answer.len(),
             if keep { "" } else { "Connection: close\r\n" }
-        )?;
-        w.write_all(&answer)?;
+        )
+        .into_bytes();
+        message.extend_from_slice(&answer);
+        w.write_all(&message)?;
         if !keep {
             break;
         }
