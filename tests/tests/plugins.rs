@@ -23,6 +23,11 @@ fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// `sh -c SCRIPT` in a busybox container with `volume` (`NAME:/PATH`).
+fn in_container(d: &Berthd, volume: &str, script: &str) -> std::process::Output {
+    docker(d, &["run", "--rm", "-v", volume, "busybox", "sh", "-c", script])
+}
+
 /// Whether this process has `path` mapped.
 fn mapped(path: &Path) -> bool {
     std::fs::read_to_string("/proc/self/maps")
@@ -161,34 +166,14 @@ fn a_loop_mounted_volume_plugin_enforces_its_size() {
     assert!(!bad.status.success() && text(&bad).contains("size \"lots\""), "{}", text(&bad));
     let made = docker(&d, &["volume", "create", "-d", "loopvol", "-o", "size=40M", "quota"]);
     assert!(made.status.success(), "{}", text(&made));
-    let write = docker(
+    let write = in_container(
         &d,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "quota:/data",
-            "busybox",
-            "sh",
-            "-c",
-            "dd if=/dev/zero of=/data/small bs=1M count=8 && echo kept > /data/note && dd if=/dev/zero of=/data/big bs=1M count=100",
-        ],
+        "quota:/data",
+        "dd if=/dev/zero of=/data/small bs=1M count=8 && echo kept > /data/note && dd if=/dev/zero of=/data/big bs=1M count=100",
     );
     assert!(!write.status.success(), "100M does not fit in a 40M volume: {}", text(&write));
     assert!(text(&write).contains("No space left on device"), "{}", text(&write));
-    let read = docker(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "quota:/data",
-            "busybox",
-            "sh",
-            "-c",
-            "cat /data/note; df -k /data | tail -1",
-        ],
-    );
+    let read = in_container(&d, "quota:/data", "cat /data/note; df -k /data | tail -1");
     assert!(read.status.success(), "{}", text(&read));
     let o = out(&read);
     assert!(o.starts_with("kept"), "the second container reads what the first wrote: {o}");
@@ -244,25 +229,13 @@ fn a_python_plugin_over_http_serves_volumes_to_containers() {
     let _server = pyvol(&plugins.path().join("pyvol.sock"), root.path());
     let made = docker(&d, &["volume", "create", "-d", "pyvol", "shared"]);
     assert!(made.status.success(), "{}", text(&made));
-    let w = docker(
-        &d,
-        &[
-            "run",
-            "--rm",
-            "-v",
-            "shared:/data",
-            "busybox",
-            "sh",
-            "-c",
-            "echo from-the-first > /data/f",
-        ],
-    );
+    let w = in_container(&d, "shared:/data", "echo from-the-first > /data/f");
     assert!(w.status.success(), "{}", text(&w));
     assert_eq!(
         std::fs::read_to_string(root.path().join("volumes/shared/f")).unwrap(),
         "from-the-first\n"
     );
-    let r = docker(&d, &["run", "--rm", "-v", "shared:/data", "busybox", "cat", "/data/f"]);
+    let r = in_container(&d, "shared:/data", "cat /data/f");
     assert_eq!(out(&r), "from-the-first", "{}", text(&r));
     let ls = out(&docker(&d, &["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
     assert!(ls.contains("pyvol shared"), "{ls}");

@@ -66,6 +66,18 @@ impl std::fmt::Display for Report {
     }
 }
 
+/// Runs `f(0)` to `f(n - 1)` on `n` threads at once: the first failure.
+fn in_parallel(n: u32, f: impl Fn(u32) -> Checked + Sync) -> Checked {
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = (0..n).map(|i| s.spawn(move || f(i))).collect();
+        // The scope waits for every thread, failed or not.
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
+    })
+}
+
 fn ensure(ok: bool, what: impl FnOnce() -> String) -> Checked {
     if ok {
         Ok(())
@@ -156,35 +168,25 @@ fn concurrent_volumes(d: &dyn VolumeDriver, opts: &BTreeMap<String, String>) -> 
         opts: opts.clone(),
     })
     .map_err(|e| format!("create {shared}: {e}"))?;
-    let results: Vec<Checked> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..6)
-            .map(|i| {
-                let shared = &shared;
-                s.spawn(move || -> Checked {
-                    let mine = own(&format!("par{i}"));
-                    let id = format!("c{i}");
-                    d.create(&CreateRequest {
-                        name: mine.clone(),
-                        opts: opts.clone(),
-                    })
-                    .map_err(|e| format!("create {mine}: {e}"))?;
-                    let at = d.mount(&mount_req(&mine, &id)).map_err(|e| format!("mount {mine}: {e}"))?;
-                    std::fs::write(at.join("n"), i.to_string()).map_err(|e| format!("write in {mine}: {e}"))?;
-                    let s_at = d.mount(&mount_req(shared, &id)).map_err(|e| format!("mount {shared}: {e}"))?;
-                    std::fs::write(s_at.join(format!("from{i}")), b"x").map_err(|e| format!("write in {shared}: {e}"))?;
-                    d.unmount(&mount_req(&mine, &id)).map_err(|e| format!("unmount {mine}: {e}"))?;
-                    d.unmount(&mount_req(shared, &id)).map_err(|e| format!("unmount {shared}: {e}"))?;
-                    d.remove(&mine).map_err(|e| format!("remove {mine}: {e}"))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
-            .collect()
+    let shared = shared.as_str();
+    let results = in_parallel(6, |i| -> Checked {
+        let mine = own(&format!("par{i}"));
+        let id = format!("c{i}");
+        d.create(&CreateRequest {
+            name: mine.clone(),
+            opts: opts.clone(),
+        })
+        .map_err(|e| format!("create {mine}: {e}"))?;
+        let at = d.mount(&mount_req(&mine, &id)).map_err(|e| format!("mount {mine}: {e}"))?;
+        std::fs::write(at.join("n"), i.to_string()).map_err(|e| format!("write in {mine}: {e}"))?;
+        let s_at = d.mount(&mount_req(shared, &id)).map_err(|e| format!("mount {shared}: {e}"))?;
+        std::fs::write(s_at.join(format!("from{i}")), b"x").map_err(|e| format!("write in {shared}: {e}"))?;
+        d.unmount(&mount_req(&mine, &id)).map_err(|e| format!("unmount {mine}: {e}"))?;
+        d.unmount(&mount_req(shared, &id)).map_err(|e| format!("unmount {shared}: {e}"))?;
+        d.remove(&mine).map_err(|e| format!("remove {mine}: {e}"))
     });
-    let removed = d.remove(&shared).map_err(|e| format!("remove {shared} after every unmount: {e}"));
-    results.into_iter().collect::<Checked>()?;
+    let removed = d.remove(shared).map_err(|e| format!("remove {shared} after every unmount: {e}"));
+    results?;
     removed
 }
 
@@ -290,24 +292,12 @@ pub fn network(d: &dyn NetworkDriver, opts: &BTreeMap<String, String>, work: &Pa
         Ok(())
     });
     r.check("endpoints made and joined concurrently", || {
-        let results: Vec<Checked> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4u32)
-                .map(|i| {
-                    let (attach, detach, sandbox) = (&attach, &detach, &sandbox);
-                    s.spawn(move || -> Checked {
-                        let sb = sandbox(&format!("sandbox{}", i + 1))?;
-                        let ep = format!("ep{}", i + 1);
-                        attach(&ep, 10 + i, &sb)?;
-                        detach(&ep, &sb)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
-                .collect()
-        });
-        results.into_iter().collect()
+        in_parallel(4, |i| -> Checked {
+            let sb = sandbox(&format!("sandbox{}", i + 1))?;
+            let ep = format!("ep{}", i + 1);
+            attach(&ep, 10 + i, &sb)?;
+            detach(&ep, &sb)
+        })
     });
     r.check("delete network", || d.delete_network(&net).map_err(|e| e.to_string()));
     for i in 0..5 {
@@ -363,26 +353,14 @@ pub fn graph(d: &dyn GraphDriver) -> Report {
         ensure(d.get(&m, "").is_err(), || "get succeeded".into())
     });
     r.check("concurrent writable layers", || {
-        let results: Vec<Checked> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..4)
-                .map(|i| {
-                    let base = &base;
-                    s.spawn(move || -> Checked {
-                        let id = own(&format!("rw{i}"));
-                        d.create_read_write(&layer(&id, base)).map_err(|e| format!("create {id}: {e}"))?;
-                        let at = d.get(&id, "").map_err(|e| format!("get {id}: {e}"))?;
-                        std::fs::write(at.join("n"), i.to_string()).map_err(|e| format!("write in {id}: {e}"))?;
-                        d.put(&id).map_err(|e| format!("put {id}: {e}"))?;
-                        d.remove(&id).map_err(|e| format!("remove {id}: {e}"))
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err("a caller thread panicked".into())))
-                .collect()
-        });
-        results.into_iter().collect()
+        in_parallel(4, |i| -> Checked {
+            let id = own(&format!("rw{i}"));
+            d.create_read_write(&layer(&id, &base)).map_err(|e| format!("create {id}: {e}"))?;
+            let at = d.get(&id, "").map_err(|e| format!("get {id}: {e}"))?;
+            std::fs::write(at.join("n"), i.to_string()).map_err(|e| format!("write in {id}: {e}"))?;
+            d.put(&id).map_err(|e| format!("put {id}: {e}"))?;
+            d.remove(&id).map_err(|e| format!("remove {id}: {e}"))
+        })
     });
     r.check("remove", || {
         d.remove(&top).map_err(|e| format!("remove {top}: {e}"))?;
