@@ -80,6 +80,52 @@ pub(crate) fn configure_v6(sandbox: &Path, ifname: &str, address: &str, gateway:
     Ok(())
 }
 
+/// An interface a driver made outside the sandbox (Docker's remote
+/// network drivers answer a join with its name) and what it gets inside.
+#[derive(Debug, Clone, Default)]
+pub struct Adoption<'a> {
+    /// The link's name where the driver made it (this namespace).
+    pub src: &'a str,
+    /// Its name in the sandbox.
+    pub ifname: &'a str,
+    pub mac: &'a str,
+    /// `ADDR/PREFIX`.
+    pub address: &'a str,
+    pub address6: Option<&'a str>,
+    /// The default routes to add, when the endpoint gives them.
+    pub gateway: Option<IpAddr>,
+    pub gateway6: Option<IpAddr>,
+    pub routes: &'a [berth_plugin::network::StaticRoute],
+}
+
+/// Does for a remote driver's join what Docker's engine does: moves the
+/// link into the sandbox at `sandbox` under its name there, then sets its
+/// MAC, addresses, routes and the default routes.
+pub fn adopt(sandbox: &Path, a: &Adoption) -> std::io::Result<()> {
+    let other = |e: DriverError| std::io::Error::other(e.to_string());
+    let ns = std::fs::File::open(sandbox)?;
+    Netlink::new()?.move_link(a.src, std::os::fd::AsRawFd::as_raw_fd(&ns), a.ifname)?;
+    configure(sandbox, a.ifname, a.mac, a.address, a.gateway)?;
+    if let Some(v6) = a.address6 {
+        configure_v6(sandbox, a.ifname, v6, a.gateway6)?;
+    }
+    let mut inner = Netlink::in_namespace(sandbox)?;
+    for r in a.routes {
+        let dest = parse_cidr(&r.destination).map_err(other)?;
+        // Docker's route types: 0 through a next hop, 1 on the link.
+        let hop = match r.route_type {
+            0 => Some(
+                r.next_hop
+                    .parse::<IpAddr>()
+                    .map_err(|_| std::io::Error::other(format!("static route to {}: bad next hop {:?}", r.destination, r.next_hop)))?,
+            ),
+            _ => None,
+        };
+        inner.add_route(dest, hop, hop.is_none().then_some(a.ifname))?;
+    }
+    Ok(())
+}
+
 /// A netlink socket in the namespace pinned at `namespace`, or this
 /// process's.
 pub(crate) fn netlink_in(namespace: Option<&Path>) -> Result<Netlink> {

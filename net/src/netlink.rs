@@ -53,6 +53,8 @@ const IFLA_VLAN_ID: u16 = 1;
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
 const IFA_F_NODAD: u8 = 0x02;
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const NLA_F_NESTED: u16 = 0x8000;
 
@@ -417,16 +419,33 @@ impl Netlink {
 
     /// The default route through `gateway`.
     pub fn add_default_route(&mut self, gateway: IpAddr) -> io::Result<()> {
-        let (family, bytes) = ip_bytes(gateway);
-        // struct rtmsg: main table, boot protocol, universe scope, unicast.
+        let unspecified = match gateway {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        self.add_route((unspecified, 0), Some(gateway), None)
+    }
+
+    /// A route to `destination` (`ADDR`, prefix length) through `gateway`,
+    /// or straight out of link `dev` (a connected route) when no gateway.
+    pub fn add_route(&mut self, destination: (IpAddr, u8), gateway: Option<IpAddr>, dev: Option<&str>) -> io::Result<()> {
+        let (family, dst) = ip_bytes(destination.0);
+        let oif = dev.map(|d| self.index(d)).transpose()?;
+        // struct rtmsg: main table, boot protocol, unicast; a route with
+        // no gateway reaches its destination on the link itself.
+        let scope = if gateway.is_some() {
+            libc::RT_SCOPE_UNIVERSE
+        } else {
+            libc::RT_SCOPE_LINK
+        };
         let fixed = [
             family,
-            0,
+            destination.1,
             0,
             0,
             libc::RT_TABLE_MAIN,
             libc::RTPROT_BOOT,
-            libc::RT_SCOPE_UNIVERSE,
+            scope,
             libc::RTN_UNICAST,
             0,
             0,
@@ -434,8 +453,29 @@ impl Netlink {
             0,
         ];
         let mut m = Message::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &fixed);
-        m.attr(RTA_GATEWAY, &bytes);
-        self.call(&mut m, &format!("add default route via {gateway}")).map(drop)
+        if destination.1 > 0 {
+            m.attr(RTA_DST, &dst);
+        }
+        if let Some(gw) = gateway {
+            m.attr(RTA_GATEWAY, &ip_bytes(gw).1);
+        }
+        if let Some(i) = oif {
+            m.attr(RTA_OIF, &(i as u32).to_ne_bytes());
+        }
+        let via = gateway.map(|g| format!(" via {g}")).unwrap_or_default();
+        self.call(&mut m, &format!("add route to {}/{}{via}", destination.0, destination.1))
+            .map(drop)
+    }
+
+    /// Moves link `name` into the namespace `ns` (an open namespace file),
+    /// renamed `new_name` there.
+    pub fn move_link(&mut self, name: &str, ns: RawFd, new_name: &str) -> io::Result<()> {
+        let index = self.index(name)?;
+        let mut m = Message::new(RTM_NEWLINK, 0, &ifinfo(index, 0, 0));
+        m.attr(IFLA_NET_NS_FD, &(ns as u32).to_ne_bytes());
+        m.str_attr(IFLA_IFNAME, new_name);
+        self.call(&mut m, &format!("move link {name} into the sandbox as {new_name}"))
+            .map(drop)
     }
 
     /// Removes link `name` (a veth's peer goes with it); gone already is fine.

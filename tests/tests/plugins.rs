@@ -204,17 +204,17 @@ impl Drop for Python {
     }
 }
 
-fn pyvol(socket: &Path, root: &Path) -> Python {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/pyvol.py");
-    let child = Command::new("python3")
-        .arg(script)
-        .arg(socket)
-        .arg(root)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+/// `tests/plugins/dockerplugin.py KIND` serving on `socket`, keeping its
+/// state under `root`; in berthd's network namespace when `host` is given.
+fn python_plugin(kind: &str, socket: &Path, root: &Path, host: Option<&Berthd>) -> Python {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("plugins/dockerplugin.py");
+    let mut c = match host {
+        Some(d) => d.on_host("python3"),
+        None => Command::new("python3"),
+    };
+    let child = c.arg(script).arg(kind).arg(socket).arg(root).stdin(Stdio::null()).spawn().unwrap();
     let p = Python(child);
-    eventually(10, "pyvol's socket", || socket.exists());
+    eventually(10, "the Python plugin's socket", || socket.exists());
     p
 }
 
@@ -226,7 +226,7 @@ fn a_python_plugin_over_http_serves_volumes_to_containers() {
     let Some(d) = require_daemon_with("a_python_plugin_over_http_serves_volumes_to_containers", &["--plugin-dir", dir]) else {
         return;
     };
-    let _server = pyvol(&plugins.path().join("pyvol.sock"), root.path());
+    let _server = python_plugin("volume", &plugins.path().join("pyvol.sock"), root.path(), None);
     let made = docker(&d, &["volume", "create", "-d", "pyvol", "shared"]);
     assert!(made.status.success(), "{}", text(&made));
     let w = in_container(&d, "shared:/data", "echo from-the-first > /data/f");
@@ -262,7 +262,7 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
     }
     let plugins = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    let _server = pyvol(&plugins.path().join("pyvol.sock"), root.path());
+    let _server = python_plugin("volume", &plugins.path().join("pyvol.sock"), root.path(), None);
     let dir = plugins.path().to_str().unwrap();
     let (dirvol, loopvol) = (example_plugin("dirvol"), example_plugin("loopvol"));
     let targets: Vec<Vec<&str>> = vec![
@@ -310,4 +310,82 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn a_docker_style_network_plugin_over_http_connects_containers() {
+    let plugins = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with(
+        "a_docker_style_network_plugin_over_http_connects_containers",
+        &["--plugin-dir", dir],
+    ) else {
+        return;
+    };
+    let _server = python_plugin("network", &plugins.path().join("pynet.sock"), root.path(), Some(&d));
+    let made = docker(&d, &["network", "create", "-d", "pynet", "--subnet", "10.77.0.0/24", "pn"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let id = out(&made);
+    let bridge = format!("pyn{}", &id[..10]);
+    let links = || berth_tests::ok(d.on_host("ip").args(["-o", "link"]));
+    assert!(links().contains(&bridge), "the plugin made its bridge: {}", links());
+    let web = docker(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "pyweb",
+            "--network",
+            "pn",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
+    assert!(web.status.success(), "{}", text(&web));
+    let web_ip = berth_tests::inspect(&d, "pyweb", "{{(index .NetworkSettings.Networks \"pn\").IPAddress}}");
+    assert!(web_ip.starts_with("10.77.0."), "{web_ip}");
+    let client = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pn",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("ip -4 -o addr show eth0; ip route; timeout 5 wget -qO- http://{web_ip}/hostname"),
+        ],
+    );
+    let o = text(&client);
+    assert!(client.status.success(), "{o}");
+    assert!(o.contains("inet 10.77.0."), "the moved link has the engine's address: {o}");
+    assert!(
+        o.contains("default via 10.77.0.1"),
+        "the plugin's gateway is the default route: {o}"
+    );
+    assert!(o.contains("10.88.0.0/16 via 10.77.0.1"), "the plugin's static route: {o}");
+    assert!(docker(&d, &["rm", "-f", "pyweb"]).status.success());
+    let rm = docker(&d, &["network", "rm", "pn"]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(!links().contains("pyn"), "the plugin's bridge and veths are gone: {}", links());
+    let calls = std::fs::read_to_string(root.path().join("calls.log")).unwrap();
+    let count = |m: &str| calls.lines().filter(|l| l.starts_with(m)).count();
+    assert_eq!(count("/NetworkDriver.Join"), 2, "{calls}");
+    assert_eq!(count("/NetworkDriver.Leave"), 2, "{calls}");
+    assert_eq!(count("/NetworkDriver.DeleteEndpoint"), 2, "{calls}");
+    // The conformance kit, run where the plugin is (berthd's namespace).
+    let kit = d
+        .on_host(berth_tests::bin("berth").to_str().unwrap())
+        .args(["plugin", "check", "--plugin-dir", dir, "pynet"])
+        .output()
+        .unwrap();
+    assert!(kit.status.success() && text(&kit).contains(" 0 failed"), "{}", text(&kit));
 }

@@ -105,10 +105,11 @@ fn main() -> Result<()> {
     serve_at(&socket, Arc::new(Loaded(so)))?;
     let over_http = http_driver("dirvol", &socket)?;
     let py_socket = dir.path().join("pyvol.sock");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/pyvol.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/dockerplugin.py");
     let _python = Python(
         Command::new("python3")
             .arg(script)
+            .arg("volume")
             .arg(&py_socket)
             .arg(dir.path().join("py"))
             .stdin(Stdio::null())

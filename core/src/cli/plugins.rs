@@ -89,7 +89,7 @@ pub fn plugin(api: &Api, cmd: PluginCommand) -> Result<(), CliError> {
 /// `plugin check`: the report of every interface the target has; fails
 /// when any clause failed.
 fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, timeout: u64, only: Option<&str>) -> Result<(), CliError> {
-    use crate::plugins::check::{enter_own_namespaces, Target};
+    use crate::plugins::check::{enter_own_namespaces, runs_in_process, Target};
     let only = match only {
         None => None,
         Some(i @ ("volume" | "network" | "graph")) => Some(i),
@@ -99,7 +99,7 @@ fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, ti
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
-    if nix::unistd::geteuid().is_root() {
+    if nix::unistd::geteuid().is_root() && runs_in_process(target) {
         enter_own_namespaces().map_err(CliError::Failed)?;
     }
     let work = tempfile::tempdir().map_err(|e| CliError::Failed(format!("a scratch directory: {e}")))?;

@@ -717,6 +717,38 @@ impl Networks {
                 return Err(from_driver(e));
             }
         };
+        let mac = if chosen.mac_address.is_empty() {
+            berth_net::bridge::mac_of(ip)
+        } else {
+            chosen.mac_address
+        };
+        // A remote driver makes the interface outside and names it; the
+        // engine moves it in and sets it up, as Docker's does.
+        if let Some(i) = answer.interface_name.as_ref().filter(|i| !i.src_name.is_empty()) {
+            let address6 = ip6.map(|(s, a)| format!("{a}/{}", s.prefix));
+            let adopted = berth_net::endpoint::adopt(
+                sandbox,
+                &berth_net::endpoint::Adoption {
+                    src: &i.src_name,
+                    ifname,
+                    mac: &mac,
+                    address: &format!("{ip}/{}", v4.prefix),
+                    address6: address6.as_deref(),
+                    gateway: answer.gateway.parse().ok().filter(|_| default_route),
+                    gateway6: answer.gateway_ipv6.parse().ok().filter(|_| default_route),
+                    routes: &answer.static_routes,
+                },
+            );
+            if let Err(e) = adopted {
+                let _ = driver.leave(&net.id, &endpoint_id);
+                let _ = driver.delete_endpoint(&net.id, &endpoint_id);
+                release();
+                return Err(internal(format!(
+                    "network {}: the driver's interface {}: {e}",
+                    net.name, i.src_name
+                )));
+            }
+        }
         ep.endpoint_id = endpoint_id;
         ep.ip_address = ip.to_string();
         ep.prefix = v4.prefix;
@@ -726,11 +758,7 @@ impl Networks {
         }
         ep.gateway = answer.gateway;
         ep.ipv6_gateway = answer.gateway_ipv6;
-        ep.mac_address = if chosen.mac_address.is_empty() {
-            berth_net::bridge::mac_of(ip)
-        } else {
-            chosen.mac_address
-        };
+        ep.mac_address = mac;
         Ok(())
     }
 

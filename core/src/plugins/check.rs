@@ -242,11 +242,25 @@ pub fn network(d: &dyn NetworkDriver, opts: &BTreeMap<String, String>, work: &Pa
                 ]),
             })
             .map_err(|e| format!("join: {e}"))?;
-        if let Some(i) = joined.interface_name.filter(|i| !i.src_name.is_empty()) {
-            // The engine moves the interface in; it must be there to move.
-            return ensure(Path::new("/sys/class/net").join(&i.src_name).exists(), || {
-                format!("join names {} to move into the sandbox, but there is no such link", i.src_name)
-            });
+        if let Some(i) = joined.interface_name.as_ref().filter(|i| !i.src_name.is_empty()) {
+            // As the engine does: the driver's link moved in and set up.
+            let address = address(host);
+            let ip: std::net::IpAddr = address
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .map_err(|e| format!("{address}: {e}"))?;
+            let adoption = berth_net::endpoint::Adoption {
+                src: &i.src_name,
+                ifname: "eth0",
+                mac: &berth_net::endpoint::mac_of(ip),
+                address: &address,
+                gateway: joined.gateway.parse().ok(),
+                routes: &joined.static_routes,
+                ..Default::default()
+            };
+            berth_net::endpoint::adopt(sb, &adoption).map_err(|e| format!("join answered link {}: {e}", i.src_name))?;
         }
         let has = sandbox_addresses(sb)?;
         let want = address(host);
@@ -457,6 +471,25 @@ impl Target {
         }
         out
     }
+}
+
+/// Whether `target` runs in this process (a shared object or a built-in
+/// driver), so that namespaces of the kit's own hold what it makes; a
+/// plugin of its own process works in the namespaces it runs in.
+pub fn runs_in_process(target: &str) -> bool {
+    target.ends_with(".so")
+        || [
+            berth_fs::volume::local::NAME,
+            berth_fs::graph::overlay::NAME,
+            berth_fs::graph::overlay::FUSE_NAME,
+            berth_fs::graph::vfs::NAME,
+            berth_net::bridge::NAME,
+            berth_net::macvlan::NAME,
+            berth_net::overlay::NAME,
+            berth_net::none::NAME,
+            berth_net::host::NAME,
+        ]
+        .contains(&target)
 }
 
 /// Moves this process (which must have no other thread yet) into network
