@@ -264,7 +264,7 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
     let root = tempfile::tempdir().unwrap();
     let _server = python_plugin("volume", &plugins.path().join("pyvol.sock"), root.path(), None);
     let dir = plugins.path().to_str().unwrap();
-    let (dirvol, loopvol) = (example_plugin("dirvol"), example_plugin("loopvol"));
+    let (dirvol, loopvol, cninet) = (example_plugin("dirvol"), example_plugin("loopvol"), example_plugin("cninet"));
     let targets: Vec<Vec<&str>> = vec![
         vec!["local"],
         vec!["bridge"],
@@ -277,6 +277,7 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
         // namesake is checked here.
         vec!["--interface", "graph", "overlay"],
         vec![dirvol.to_str().unwrap()],
+        vec![cninet.to_str().unwrap()],
         vec!["-o", "size=16M", loopvol.to_str().unwrap()],
         vec!["--plugin-dir", dir, "pyvol"],
     ];
@@ -388,4 +389,66 @@ fn a_docker_style_network_plugin_over_http_connects_containers() {
         .output()
         .unwrap();
     assert!(kit.status.success() && text(&kit).contains(" 0 failed"), "{}", text(&kit));
+}
+
+#[test]
+fn a_cni_network_plugin_connects_containers() {
+    let plugins = plugin_dir(&["cninet"]);
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with("a_cni_network_plugin_connects_containers", &["--plugin-dir", dir]) else {
+        return;
+    };
+    let made = docker(&d, &["network", "create", "-d", "cninet", "--subnet", "10.66.0.0/24", "cn"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let id = out(&made);
+    let bad = docker(&d, &["network", "create", "-d", "cninet", "-o", "colour=red", "cn2"]);
+    assert!(!bad.status.success() && text(&bad).contains("colour"), "{}", text(&bad));
+    let web = docker(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "cniweb",
+            "--network",
+            "cn",
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
+    assert!(web.status.success(), "{}", text(&web));
+    let web_ip = berth_tests::inspect(&d, "cniweb", "{{(index .NetworkSettings.Networks \"cn\").IPAddress}}");
+    let web_mac = berth_tests::inspect(&d, "cniweb", "{{(index .NetworkSettings.Networks \"cn\").MacAddress}}");
+    assert!(web_ip.starts_with("10.66.0."), "{web_ip}");
+    let seen_mac = out(&docker(&d, &["exec", "cniweb", "cat", "/sys/class/net/eth0/address"]));
+    assert_eq!(seen_mac, web_mac, "the interface has the MAC berth reports");
+    let client = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "cn",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("ip route; timeout 5 wget -qO- http://{web_ip}/hostname"),
+        ],
+    );
+    let o = text(&client);
+    assert!(client.status.success(), "{o}");
+    assert!(o.contains("default via 10.66.0.1"), "{o}");
+    assert!(docker(&d, &["rm", "-f", "cniweb"]).status.success());
+    let bridge = format!("cni-{}", &id[..10]);
+    let links = || berth_tests::ok(d.on_host("ip").args(["-o", "link"]));
+    assert!(links().contains(&bridge), "the CNI bridge: {}", links());
+    assert!(!links().contains("veth"), "CNI DEL took the veths: {}", links());
+    let rm = docker(&d, &["network", "rm", "cn"]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(!links().contains(&bridge), "{}", links());
 }
