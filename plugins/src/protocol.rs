@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{DriverError, Result};
+use crate::graph::{Applied, CreateRequest as LayerRequest, GraphDriver};
 use crate::ipam::{self, AddressRequest, AddressSpaces, IpamDriver, Pool, PoolRequest};
 use crate::network::{self, CreateEndpointRequest, CreateNetworkRequest, EndpointInterface, JoinRequest, JoinResponse, NetworkDriver};
 use crate::volume::{CreateRequest, MountRequest, Scope, Volume, VolumeDriver};
@@ -153,6 +154,72 @@ pub fn serve_ipam(driver: &dyn IpamDriver, method: &str, request: &[u8]) -> Resu
     })
 }
 
+/// The `ID` of most graph-driver requests.
+#[derive(Deserialize)]
+struct LayerId {
+    #[serde(rename = "ID")]
+    id: String,
+    #[serde(default, rename = "MountLabel")]
+    mount_label: String,
+}
+
+/// The method of Docker's `ApplyDiff`, which carries the layer in its
+/// query (`?id=ID&parent=PARENT`) and the tarball as the body.
+pub const APPLY_DIFF: &str = "/GraphDriver.ApplyDiff";
+
+/// The layer ID in an `ApplyDiff` method's query.
+fn apply_diff_id(method: &str) -> Option<String> {
+    let query = method.strip_prefix(APPLY_DIFF)?.strip_prefix('?')?;
+    query.split('&').find_map(|kv| kv.strip_prefix("id=")).map(str::to_string)
+}
+
+/// The response of a graph driver to `method` with `request`. Docker's
+/// graph-driver plugin protocol, with one addition: `ApplyDiff` answers
+/// the layer's `DiffID` beside its `Size`.
+pub fn serve_graph(driver: &dyn GraphDriver, method: &str, request: &[u8]) -> Result<Value> {
+    if method.starts_with(APPLY_DIFF) {
+        let id = apply_diff_id(method).ok_or_else(|| DriverError::InvalidArgument {
+            what: "method".into(),
+            reason: format!("{method}: ApplyDiff names its layer as ?id=ID"),
+        })?;
+        let mut tarball = request;
+        let applied = driver.apply_diff(&id, &mut tarball)?;
+        return Ok(json!({ "Size": applied.size, "DiffID": applied.diff_id }));
+    }
+    let id = || parse::<LayerId>(method, request);
+    Ok(match method {
+        "/GraphDriver.Init" | "/GraphDriver.Capabilities" => json!({ "Capabilities": { "ReproducesExactDiffs": false } }),
+        "/GraphDriver.Create" => {
+            driver.create(&parse::<LayerRequest>(method, request)?)?;
+            json!({})
+        }
+        "/GraphDriver.CreateReadWrite" => {
+            driver.create_read_write(&parse::<LayerRequest>(method, request)?)?;
+            json!({})
+        }
+        "/GraphDriver.Remove" => {
+            driver.remove(&id()?.id)?;
+            json!({})
+        }
+        "/GraphDriver.Get" => {
+            let r = id()?;
+            json!({ "Dir": driver.get(&r.id, &r.mount_label)?.display().to_string() })
+        }
+        "/GraphDriver.Put" => {
+            driver.put(&id()?.id)?;
+            json!({})
+        }
+        "/GraphDriver.Exists" => json!({ "Exists": driver.exists(&id()?.id) }),
+        "/GraphDriver.Status" => json!({ "Status": driver.status() }),
+        "/GraphDriver.GetMetadata" => json!({ "Metadata": {} }),
+        "/GraphDriver.Cleanup" => {
+            driver.cleanup()?;
+            json!({})
+        }
+        other => return Err(not_a_method("GraphDriver", other)),
+    })
+}
+
 /// How a [`Remote`] reaches its plugin: the response bytes to a method and
 /// its request, or the transport's failure.
 pub type Call = Box<dyn Fn(&str, &[u8]) -> Result<Vec<u8>> + Send + Sync>;
@@ -276,6 +343,57 @@ impl NetworkDriver for Remote {
     }
 }
 
+impl GraphDriver for Remote {
+    fn create(&self, req: &LayerRequest) -> Result<()> {
+        self.send("/GraphDriver.Create", json!(req)).map(drop)
+    }
+    fn create_read_write(&self, req: &LayerRequest) -> Result<()> {
+        self.send("/GraphDriver.CreateReadWrite", json!(req)).map(drop)
+    }
+    fn remove(&self, id: &str) -> Result<()> {
+        self.send("/GraphDriver.Remove", json!({ "ID": id })).map(drop)
+    }
+    fn get(&self, id: &str, mount_label: &str) -> Result<PathBuf> {
+        self.ask("/GraphDriver.Get", json!({ "ID": id, "MountLabel": mount_label }), Some("Dir"))
+    }
+    fn put(&self, id: &str) -> Result<()> {
+        self.send("/GraphDriver.Put", json!({ "ID": id })).map(drop)
+    }
+    fn exists(&self, id: &str) -> bool {
+        self.ask("/GraphDriver.Exists", json!({ "ID": id }), Some("Exists"))
+            .unwrap_or(false)
+    }
+    fn status(&self) -> Vec<(String, String)> {
+        self.ask("/GraphDriver.Status", json!({}), Some("Status")).unwrap_or_default()
+    }
+    fn cleanup(&self) -> Result<()> {
+        self.send("/GraphDriver.Cleanup", json!({})).map(drop)
+    }
+    fn apply_diff(&self, id: &str, tarball: &mut dyn std::io::Read) -> Result<Applied> {
+        let mut body = Vec::new();
+        tarball
+            .read_to_end(&mut body)
+            .map_err(|e| DriverError::io("read the layer for", id, e))?;
+        let method = format!("{APPLY_DIFF}?id={id}");
+        let raw = (self.call)(&method, &body)?;
+        let v: Value = serde_json::from_slice(&raw)
+            .map_err(|e| DriverError::Driver(format!("plugin {}: {method}: answered malformed JSON: {e}", self.name)))?;
+        if let Some(e) = v["Err"].as_str().filter(|e| !e.is_empty()) {
+            return Err(DriverError::Driver(format!("plugin {}: {e}", self.name)));
+        }
+        match (v["DiffID"].as_str(), v["Size"].as_u64()) {
+            (Some(d), Some(size)) => Ok(Applied {
+                diff_id: d.to_string(),
+                size,
+            }),
+            _ => Err(DriverError::Driver(format!(
+                "plugin {}: {APPLY_DIFF} answered {v}: berth needs the layer's DiffID and Size",
+                self.name
+            ))),
+        }
+    }
+}
+
 impl IpamDriver for Remote {
     fn capabilities(&self) -> ipam::Capabilities {
         self.ask("/IpamDriver.GetCapabilities", json!({}), None).unwrap_or_default()
@@ -378,6 +496,7 @@ mod tests {
             "memory",
             Box::new(move |m: &str, r: &[u8]| Ok(reply(serve_volume(s.as_ref(), m, r)))),
         );
+        let remote: &dyn VolumeDriver = &remote;
         remote
             .create(&CreateRequest {
                 name: "v".into(),

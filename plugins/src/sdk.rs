@@ -33,9 +33,10 @@ use serde_json::json;
 
 use crate::abi::Plugin;
 use crate::error::{DriverError, Result};
+use crate::graph::GraphDriver;
 use crate::ipam::IpamDriver;
 use crate::network::NetworkDriver;
-use crate::protocol::{reply, serve_ipam, serve_network, serve_volume};
+use crate::protocol::{reply, serve_graph, serve_ipam, serve_network, serve_volume};
 use crate::volume::VolumeDriver;
 
 type Factory<T> = Box<dyn Fn(&Path) -> Result<Box<T>> + Send + Sync>;
@@ -46,6 +47,7 @@ struct Drivers {
     volume: Option<Box<dyn VolumeDriver>>,
     network: Option<Box<dyn NetworkDriver>>,
     ipam: Option<Box<dyn IpamDriver>>,
+    graph: Option<Box<dyn GraphDriver>>,
 }
 
 /// A plugin made of drivers, one per interface at most, each built at
@@ -55,6 +57,7 @@ pub struct Served {
     volume: Option<Factory<dyn VolumeDriver>>,
     network: Option<Factory<dyn NetworkDriver>>,
     ipam: Option<Factory<dyn IpamDriver>>,
+    graph: Option<Factory<dyn GraphDriver>>,
     /// Set by the first activation: the drivers, or why they could not be built.
     activated: OnceLock<std::result::Result<Drivers, String>>,
 }
@@ -73,6 +76,7 @@ impl Served {
             volume: None,
             network: None,
             ipam: None,
+            graph: None,
             activated: OnceLock::new(),
         }
     }
@@ -95,6 +99,12 @@ impl Served {
         self
     }
 
+    /// Serves the `GraphDriver` interface with what `make` builds.
+    pub fn graph<D: GraphDriver + 'static>(mut self, make: impl Fn(&Path) -> Result<D> + Send + Sync + 'static) -> Served {
+        self.graph = Some(Box::new(move |home| Ok(Box::new(make(home)?) as Box<dyn GraphDriver>)));
+        self
+    }
+
     fn default_home(&self) -> PathBuf {
         std::env::var_os("BERTH_PLUGIN_HOME")
             .map(PathBuf::from)
@@ -111,6 +121,7 @@ impl Served {
                     volume: self.volume.as_ref().map(|f| f(home)).transpose()?,
                     network: self.network.as_ref().map(|f| f(home)).transpose()?,
                     ipam: self.ipam.as_ref().map(|f| f(home)).transpose()?,
+                    graph: self.graph.as_ref().map(|f| f(home)).transpose()?,
                 })
             };
             build().map_err(|e| e.to_string())
@@ -152,6 +163,7 @@ impl Served {
             "VolumeDriver" => serve_volume(d.volume.as_deref().ok_or_else(|| missing(interface))?, method, request),
             "NetworkDriver" => serve_network(d.network.as_deref().ok_or_else(|| missing(interface))?, method, request),
             "IpamDriver" => serve_ipam(d.ipam.as_deref().ok_or_else(|| missing(interface))?, method, request),
+            "GraphDriver" => serve_graph(d.graph.as_deref().ok_or_else(|| missing(interface))?, method, request),
             _ => Err(missing(interface)),
         }
     }
@@ -167,6 +179,7 @@ impl Plugin for Served {
             (self.volume.is_some(), "VolumeDriver"),
             (self.network.is_some(), "NetworkDriver"),
             (self.ipam.is_some(), "IpamDriver"),
+            (self.graph.is_some(), "GraphDriver"),
         ]
         .into_iter()
         .filter_map(|(has, name)| has.then_some(name))

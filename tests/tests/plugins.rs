@@ -264,7 +264,8 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
     let root = tempfile::tempdir().unwrap();
     let _server = python_plugin("volume", &plugins.path().join("pyvol.sock"), root.path(), None);
     let dir = plugins.path().to_str().unwrap();
-    let (dirvol, loopvol, cninet) = (example_plugin("dirvol"), example_plugin("loopvol"), example_plugin("cninet"));
+    let (dirvol, loopvol) = (example_plugin("dirvol"), example_plugin("loopvol"));
+    let (cninet, vfsgraph) = (example_plugin("cninet"), example_plugin("vfsgraph"));
     let targets: Vec<Vec<&str>> = vec![
         vec!["local"],
         vec!["bridge"],
@@ -278,6 +279,7 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
         vec!["--interface", "graph", "overlay"],
         vec![dirvol.to_str().unwrap()],
         vec![cninet.to_str().unwrap()],
+        vec![vfsgraph.to_str().unwrap()],
         vec!["-o", "size=16M", loopvol.to_str().unwrap()],
         vec!["--plugin-dir", dir, "pyvol"],
     ];
@@ -451,4 +453,62 @@ fn a_cni_network_plugin_connects_containers() {
     let rm = docker(&d, &["network", "rm", "cn"]);
     assert!(rm.status.success(), "{}", text(&rm));
     assert!(!links().contains(&bridge), "{}", links());
+}
+
+#[test]
+fn a_storage_driver_plugin_holds_images_and_containers() {
+    let plugins = plugin_dir(&["vfsgraph"]);
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with(
+        "a_storage_driver_plugin_holds_images_and_containers",
+        &["--plugin-dir", dir, "--storage-driver", "vfsgraph"],
+    ) else {
+        return;
+    };
+    assert_eq!(out(&docker(&d, &["info", "--format", "{{.Driver}}"])), "vfsgraph");
+    let run = docker(
+        &d,
+        &[
+            "run",
+            "--name",
+            "onplugin",
+            "busybox",
+            "sh",
+            "-c",
+            "echo layered > /made && cat /made /etc/hostname",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(out(&run).starts_with("layered"), "{}", text(&run));
+    let layers = d.data_root().join("plugins/vfsgraph/layers");
+    let count = || std::fs::read_dir(&layers).map(|r| r.count()).unwrap_or(0);
+    assert!(
+        count() >= 2,
+        "the image's layer and the container's are the plugin's: {}",
+        layers.display()
+    );
+    let driver = out(&docker(&d, &["inspect", "--format", "{{.GraphDriver.Name}}", "onplugin"]));
+    assert_eq!(driver, "vfsgraph");
+    assert!(docker(&d, &["rm", "onplugin"]).status.success());
+    assert!(docker(&d, &["rmi", "busybox"]).status.success());
+    eventually(10, "the plugin's layers to go with the image", || count() == 0);
+    // A storage driver nobody has stops berthd with its name.
+    let tmp = tempfile::tempdir().unwrap();
+    let o = Command::new("unshare")
+        .args(["--net", "--"])
+        .arg(berth_tests::bin("berthd"))
+        .arg("-H")
+        .arg(format!("unix://{}/s.sock", tmp.path().display()))
+        .arg("--data-root")
+        .arg(tmp.path().join("root"))
+        .arg("--exec-root")
+        .arg(tmp.path().join("run"))
+        .args(["--storage-driver", "nosuch"])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success() && text(&o).contains("storage driver \"nosuch\""),
+        "{}",
+        text(&o)
+    );
 }

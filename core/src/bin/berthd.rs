@@ -52,6 +52,10 @@ struct Args {
     /// This host's address to the others: where VXLAN traffic comes to.
     #[arg(long = "cluster-advertise")]
     cluster_advertise: Option<std::net::Ipv4Addr>,
+    /// The graph driver that holds image and container layers: a built-in
+    /// one (fuse-union, overlay, vfs) or a plugin's.
+    #[arg(short = 's', long = "storage-driver", default_value = berth_fs::graph::DEFAULT_GRAPH_DRIVER)]
+    storage_driver: String,
     /// A directory of plugins (`*.so`, and Docker's `*.sock`, `*.spec`,
     /// `*.json`), searched before the standard ones. May be given more
     /// than once.
@@ -177,7 +181,13 @@ fn run(args: Args) -> Result<()> {
         let mut plugins = berth_core::plugins::Settings::new(&args.data_root);
         plugins.dirs = args.plugin_dirs.clone();
         plugins.timeout = args.plugin_timeout;
-        let mut daemon = berth_core::daemon::Daemon::new(args.data_root.clone(), args.exec_root.clone(), cluster, plugins)?;
+        let mut daemon = berth_core::daemon::Daemon::new(
+            args.data_root.clone(),
+            args.exec_root.clone(),
+            cluster,
+            plugins,
+            &args.storage_driver,
+        )?;
         daemon.resolv_conf = args.resolv_conf.clone();
         let daemon = Arc::new(daemon);
         // Containers that kept running while berthd was away are followed

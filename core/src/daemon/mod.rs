@@ -55,6 +55,7 @@ pub struct Daemon {
 impl Daemon {
     /// A daemon over `data_root` and `exec_root`, with every built-in driver.
     /// With `cluster`, global (overlay) networks are shared through it.
+    /// Layers go to the graph driver `storage_driver`.
     /// Plugins are loaded (shared objects) and found (Docker's legacy
     /// plugins, when asked for) as `plugins` says.
     pub fn new(
@@ -62,6 +63,7 @@ impl Daemon {
         exec_root: PathBuf,
         cluster: Option<berth_net::overlay::Cluster>,
         plugins: crate::plugins::Settings,
+        storage_driver: &str,
     ) -> anyhow::Result<Daemon> {
         use anyhow::Context;
         let registry = Arc::new(crate::drivers::builtin_registry(&data_root, cluster.as_ref()).context("set up the built-in drivers")?);
@@ -70,8 +72,10 @@ impl Daemon {
         let finder = Arc::clone(&plugins);
         registry.set_finder(Box::new(move |r, name| finder.find(r, name)));
         let volumes = volumes::Volumes::new(&data_root).context("set up the volume records")?;
-        let graph_name = berth_fs::graph::DEFAULT_GRAPH_DRIVER;
-        let graph = registry.graph(graph_name).context("the default graph driver")?;
+        let graph_name = storage_driver;
+        let graph = registry
+            .graph(graph_name)
+            .with_context(|| format!("the storage driver {graph_name:?} (--storage-driver)"))?;
         let images = crate::image::ImageStore::open(&data_root, graph, graph_name).context("set up the image store")?;
         let containers = crate::container::Containers::open(&data_root).context("load the containers")?;
         let networks = crate::network::Networks::open(&data_root, &registry, cluster.as_ref()).context("set up the networks")?;
@@ -299,8 +303,8 @@ fn info(d: &Daemon) -> Value {
         "ContainersPaused": states.iter().filter(|s| *s == "paused").count(),
         "ContainersStopped": states.iter().filter(|s| *s != "running" && *s != "paused").count(),
         "Images": d.images.images().len(),
-        "Driver": berth_fs::graph::DEFAULT_GRAPH_DRIVER,
-        "DriverStatus": [],
+        "Driver": d.images.graph_name,
+        "DriverStatus": d.images.graph().status(),
         "Plugins": plugin_names(d),
         "MemoryLimit": true, "SwapLimit": false, "CpuCfsPeriod": true, "CpuCfsQuota": true,
         "IPv4Forwarding": true, "Debug": false, "NFd": 0, "NGoroutines": 0,

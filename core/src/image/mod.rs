@@ -86,7 +86,13 @@ fn now() -> i64 {
 
 impl ImageStore {
     pub fn open(data_root: &std::path::Path, graph: Arc<dyn GraphDriver>, graph_name: &str) -> Result<ImageStore> {
-        let root = data_root.join("image");
+        // Image records name layers of one graph driver: another driver's
+        // images are kept apart, as Docker keeps image/<driver>.
+        let root = if graph_name == berth_fs::graph::DEFAULT_GRAPH_DRIVER {
+            data_root.join("image")
+        } else {
+            data_root.join(format!("image-{graph_name}"))
+        };
         for d in [root.join("images"), root.join("tmp"), root.join("layers")] {
             std::fs::create_dir_all(&d).map_err(|e| ImageError::io("create", &d, e))?;
         }

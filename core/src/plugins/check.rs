@@ -420,6 +420,9 @@ impl Target {
             if has(Interface::NetworkDriver) {
                 t.network = Some(remote.clone());
             }
+            if has(Interface::GraphDriver) {
+                t.graph = Some(remote.clone());
+            }
             t
         };
         if ext == "so" {

@@ -99,9 +99,9 @@ fn register(registry: &Registry, remote: Arc<Remote>, interfaces: &[String], tra
             Some(Interface::VolumeDriver) => registry.register_volume(&name, remote.clone(), transport.clone()),
             Some(Interface::NetworkDriver) => registry.register_network(&name, remote.clone(), transport.clone()),
             Some(Interface::IpamDriver) => registry.register_ipam(&name, remote.clone(), transport.clone()),
-            // Graph-driver plugins are not taken over the wire; other
-            // interfaces (authz, logging) are not berth's to use.
-            Some(Interface::GraphDriver) | None => continue,
+            Some(Interface::GraphDriver) => registry.register_graph(&name, remote.clone(), transport.clone()),
+            // Other interfaces (authz, logging) are not berth's to use.
+            None => continue,
         };
         known += 1;
         if let Err(e) = r {
@@ -113,7 +113,7 @@ fn register(registry: &Registry, remote: Arc<Remote>, interfaces: &[String], tra
     }
     if known == 0 {
         return Err(format!(
-            "implements {}, none of VolumeDriver, NetworkDriver, IpamDriver",
+            "implements {}, none of VolumeDriver, NetworkDriver, IpamDriver, GraphDriver",
             if interfaces.is_empty() {
                 "nothing".to_string()
             } else {
