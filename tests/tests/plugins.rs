@@ -245,14 +245,37 @@ fn a_python_plugin_over_http_serves_volumes_to_containers() {
         .output()
         .unwrap());
     assert!(plugins_ls.contains(&format!("pyvol http:unix://{dir}/pyvol.sock")), "{plugins_ls}");
+    // --volume-driver makes a missing volume with the plugin; an existing
+    // one keeps its own driver.
+    let by_run = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--volume-driver",
+            "pyvol",
+            "-v",
+            "made-by-run:/data",
+            "busybox",
+            "touch",
+            "/data/x",
+        ],
+    );
+    assert!(by_run.status.success(), "{}", text(&by_run));
+    assert!(root.path().join("volumes/made-by-run/x").exists());
+    assert_eq!(
+        out(&docker(&d, &["volume", "inspect", "--format", "{{.Driver}}", "made-by-run"])),
+        "pyvol"
+    );
+    assert!(docker(&d, &["volume", "rm", "made-by-run"]).status.success());
     let rm = docker(&d, &["volume", "rm", "shared"]);
     assert!(rm.status.success(), "{}", text(&rm));
     assert!(!root.path().join("volumes/shared").exists());
     let calls = std::fs::read_to_string(root.path().join("calls.log")).unwrap();
     let count = |m: &str| calls.lines().filter(|l| l.starts_with(m)).count();
     assert_eq!(count("/Plugin.Activate "), 1, "activated once: {calls}");
-    assert_eq!(count("/VolumeDriver.Mount "), 2, "{calls}");
-    assert_eq!(count("/VolumeDriver.Unmount "), 2, "every mount paired with an unmount: {calls}");
+    assert_eq!(count("/VolumeDriver.Mount "), 3, "{calls}");
+    assert_eq!(count("/VolumeDriver.Unmount "), 3, "every mount paired with an unmount: {calls}");
 }
 
 #[test]
