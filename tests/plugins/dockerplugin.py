@@ -4,6 +4,9 @@ write them: HTTP on a UNIX socket speaking Docker's plugin protocol.
 
   dockerplugin.py volume SOCKET ROOT   VolumeDriver: volumes are
       directories under ROOT/volumes, mounts counted per container.
+  dockerplugin.py ipam SOCKET ROOT  IpamDriver: pools from 10.55.N.0/24
+      (or the subnet asked), the gateway on request, then addresses in
+      order; what is given back is handed out again.
   dockerplugin.py network SOCKET ROOT  NetworkDriver, as Docker's remote
       drivers work: a Linux bridge per network (with the gateway address),
       and per join a veth pair whose container end is handed to the engine
@@ -129,7 +132,53 @@ def network(method, req):
     return {"Err": "unknown method %s" % method}
 
 
-ANSWER = {"volume": volume, "network": network}[KIND]
+POOLS = {}  # pool ID -> {"subnet": "A.B.C.0/24", "taken": set of last octets}
+
+
+def ipam(method, req):
+    pool_id = req.get("PoolID", "")
+    if method == "/Plugin.Activate":
+        return {"Implements": ["IpamDriver"]}
+    if method == "/IpamDriver.GetCapabilities":
+        return {"RequiresMACAddress": False}
+    if method == "/IpamDriver.GetDefaultAddressSpaces":
+        return {"LocalDefaultAddressSpace": "pylocal", "GlobalDefaultAddressSpace": "pyglobal"}
+    if method == "/IpamDriver.RequestPool":
+        if req.get("V6"):
+            return {"Err": "pyipam has IPv4 pools only"}
+        subnet = req.get("Pool") or "10.55.%d.0/24" % len(POOLS)
+        if not subnet.endswith(".0/24"):
+            return {"Err": "pyipam hands out /24 pools only, not %s" % subnet}
+        pool_id = "pool-%d" % len(POOLS)
+        POOLS[pool_id] = {"subnet": subnet, "taken": set()}
+        return {"PoolID": pool_id, "Pool": subnet, "Data": {}}
+    if pool_id not in POOLS:
+        return {"Err": "no such pool: %s" % pool_id}
+    pool = POOLS[pool_id]
+    prefix = pool["subnet"].rsplit(".", 1)[0]
+    if method == "/IpamDriver.ReleasePool":
+        del POOLS[pool_id]
+        return {}
+    if method == "/IpamDriver.RequestAddress":
+        asked = req.get("Address", "")
+        gateway = (req.get("Options") or {}).get("RequestAddressType") == "com.docker.network.gateway"
+        if asked:
+            last = int(asked.rsplit(".", 1)[1])
+        elif gateway:
+            last = 1
+        else:
+            last = next(n for n in range(2, 255) if n not in pool["taken"])
+        if last in pool["taken"]:
+            return {"Err": "%s.%d is taken" % (prefix, last)}
+        pool["taken"].add(last)
+        return {"Address": "%s.%d/24" % (prefix, last), "Data": {}}
+    if method == "/IpamDriver.ReleaseAddress":
+        pool["taken"].discard(int(req.get("Address", "0.0.0.0").split("/")[0].rsplit(".", 1)[1]))
+        return {}
+    return {"Err": "unknown method %s" % method}
+
+
+ANSWER = {"volume": volume, "network": network, "ipam": ipam}[KIND]
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -142,7 +191,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             req = None
         with LOCK:
             with open(os.path.join(ROOT, "calls.log"), "a") as log:
-                log.write("%s %s\n" % (self.path, (req or {}).get("Name", "")))
+                log.write("%s %s\n" % (self.path, (req or {}).get("Name") or (req or {}).get("Address", "")))
             try:
                 reply = ANSWER(self.path, req) if isinstance(req, dict) else {"Err": "malformed request"}
             except RuntimeError as e:

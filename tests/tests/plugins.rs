@@ -535,3 +535,72 @@ fn a_storage_driver_plugin_holds_images_and_containers() {
         text(&o)
     );
 }
+
+#[test]
+fn an_ipam_plugin_hands_out_a_networks_addresses() {
+    let plugins = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = plugins.path().to_str().unwrap();
+    let Some(d) = require_daemon_with("an_ipam_plugin_hands_out_a_networks_addresses", &["--plugin-dir", dir]) else {
+        return;
+    };
+    let _server = python_plugin("ipam", &plugins.path().join("pyipam.sock"), root.path(), None);
+    let made = docker(&d, &["network", "create", "--ipam-driver", "pyipam", "pi"]);
+    assert!(made.status.success(), "{}", text(&made));
+    assert_eq!(
+        out(&docker(
+            &d,
+            &[
+                "network",
+                "inspect",
+                "--format",
+                "{{.IPAM.Driver}} {{(index .IPAM.Config 0).Subnet}} {{(index .IPAM.Config 0).Gateway}}",
+                "pi"
+            ]
+        )),
+        "pyipam 10.55.0.0/24 10.55.0.1"
+    );
+    let first = docker(&d, &["run", "-d", "--name", "ipa", "--network", "pi", "busybox", "sleep", "60"]);
+    assert!(first.status.success(), "{}", text(&first));
+    let ip = |name: &str| berth_tests::inspect(&d, name, "{{(index .NetworkSettings.Networks \"pi\").IPAddress}}");
+    assert_eq!(ip("ipa"), "10.55.0.2");
+    let second = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "pi",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 -o addr show eth0; ping -c1 -W2 10.55.0.2 >/dev/null && echo reached",
+        ],
+    );
+    let o = text(&second);
+    assert!(o.contains("inet 10.55.0.3/24") && o.contains("reached"), "{o}");
+    let asked = docker(&d, &["run", "--rm", "--network", "pi", "--ip", "10.55.0.2", "busybox", "true"]);
+    assert!(
+        !asked.status.success() && text(&asked).contains("10.55.0.2 is taken"),
+        "the driver's refusal reaches the user: {}",
+        text(&asked)
+    );
+    assert!(docker(&d, &["rm", "-f", "ipa"]).status.success());
+    let bad = docker(
+        &d,
+        &["network", "create", "--ipam-driver", "pyipam", "--subnet", "10.56.0.0/16", "pi2"],
+    );
+    assert!(!bad.status.success() && text(&bad).contains("/24 pools only"), "{}", text(&bad));
+    assert!(docker(&d, &["network", "rm", "pi"]).status.success());
+    let calls = std::fs::read_to_string(root.path().join("calls.log")).unwrap();
+    let count = |m: &str| calls.lines().filter(|l| l.starts_with(m)).count();
+    assert_eq!(
+        count("/IpamDriver.RequestAddress"),
+        count("/IpamDriver.ReleaseAddress") + 1,
+        "every address given back but the refused one: {calls}"
+    );
+    assert_eq!(count("/IpamDriver.RequestPool"), 2, "{calls}");
+    assert_eq!(count("/IpamDriver.ReleasePool"), 1, "{calls}");
+    let none = docker(&d, &["network", "create", "--ipam-driver", "nosuch", "pi3"]);
+    assert!(!none.status.success() && text(&none).contains("nosuch"), "{}", text(&none));
+}

@@ -38,6 +38,12 @@ pub struct CreateArgs {
     /// Driver specific options KEY=VALUE.
     #[arg(short = 'o', long = "opt")]
     opts: Vec<String>,
+    /// IP Address Management driver.
+    #[arg(long = "ipam-driver", default_value = "default")]
+    ipam_driver: String,
+    /// Set IPAM driver specific options KEY=VALUE.
+    #[arg(long = "ipam-opt")]
+    ipam_opts: Vec<String>,
     /// Set metadata on a network.
     #[arg(long = "label")]
     labels: Vec<String>,
@@ -150,7 +156,7 @@ pub fn network(api: &Api, cmd: NetworkCommand) -> Result<(), CliError> {
             let body = json!({
                 "Name": a.name, "Driver": a.driver, "Internal": a.internal, "Attachable": a.attachable,
                 "EnableIPv6": a.ipv6, "CheckDuplicate": true,
-                "IPAM": { "Driver": "default", "Config": ipam_config(&a)? },
+                "IPAM": { "Driver": a.ipam_driver, "Config": ipam_config(&a)?, "Options": pairs(&a.ipam_opts, "IPAM option")? },
                 "Options": pairs(&a.opts, "option")?, "Labels": pairs(&a.labels, "label")?,
             });
             let v = api.call("POST", "/networks/create", Some(&body))?.unwrap_or_default();

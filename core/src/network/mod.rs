@@ -111,7 +111,24 @@ pub struct Network {
     /// `local`, or `global`: kept in the cluster store, seen by every host.
     #[serde(default = "local_scope")]
     pub scope: String,
+    /// Who hands out its addresses: `default` (berth's own) or an IPAM
+    /// driver's name (a plugin's).
+    #[serde(default = "default_ipam", rename = "IPAMDriver")]
+    pub ipam_driver: String,
+    /// With an IPAM driver: the pool ID it gave, by subnet.
+    #[serde(default, rename = "IPAMPools")]
+    pub ipam_pools: BTreeMap<String, String>,
 }
+
+/// The name of berth's own address management.
+pub const DEFAULT_IPAM: &str = "default";
+
+fn default_ipam() -> String {
+    DEFAULT_IPAM.into()
+}
+
+/// Docker's request option marking the gateway's address.
+const GATEWAY_REQUEST: (&str, &str) = ("RequestAddressType", "com.docker.network.gateway");
 
 fn local_scope() -> String {
     "local".into()
@@ -151,7 +168,7 @@ impl Network {
         json!({
             "Name": self.name, "Id": self.id, "Created": self.created, "Scope": self.scope, "Driver": self.driver,
             "EnableIPv6": self.enable_ipv6,
-            "IPAM": { "Driver": "default", "Options": {}, "Config": self.ipam },
+            "IPAM": { "Driver": self.ipam_driver, "Options": {}, "Config": self.ipam },
             "Internal": self.internal, "Attachable": self.attachable, "Ingress": false,
             "ConfigFrom": { "Network": "" }, "ConfigOnly": false,
             "Containers": containers, "Options": self.options, "Labels": self.labels,
@@ -244,6 +261,7 @@ pub struct CreateRequest {
 pub struct IpamRequest {
     pub driver: String,
     pub config: Option<Vec<IpamConfig>>,
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// The daemon's networks.
@@ -258,6 +276,68 @@ pub struct Networks {
     ports: Mutex<()>,
     /// The cluster store of global networks, when berthd has one.
     shared: Option<global::Shared>,
+}
+
+/// A pool for `c` from an IPAM driver, and the gateway's address in it:
+/// the network's IPAM entry, the pool ID, the gateway. Nothing is left
+/// taken on failure.
+fn remote_pool(
+    ipam: &dyn berth_plugin::IpamDriver,
+    c: &IpamConfig,
+    options: &BTreeMap<String, String>,
+) -> Result<(IpamConfig, String, String)> {
+    use berth_plugin::ipam::{AddressRequest, PoolRequest as RemotePool};
+    let pool = ipam
+        .request_pool(&RemotePool {
+            address_space: "LocalDefault".into(),
+            pool: c.subnet.clone(),
+            sub_pool: c.ip_range.clone(),
+            options: options.clone(),
+            v6: false,
+        })
+        .map_err(from_driver)?;
+    let gateway = (|| {
+        let subnet = Subnet::parse(&pool.pool).map_err(|e| internal(format!("the IPAM driver's pool {:?}: {e}", pool.pool)))?;
+        let asked = AddressRequest {
+            pool_id: pool.pool_id.clone(),
+            address: c.gateway.clone(),
+            options: BTreeMap::from([(GATEWAY_REQUEST.0.to_string(), GATEWAY_REQUEST.1.to_string())]),
+        };
+        let got = ipam.request_address(&asked).map_err(from_driver)?;
+        match got.address.split('/').next().unwrap_or_default().parse::<IpAddr>() {
+            Ok(ip) if subnet.contains(ip) => Ok((subnet, ip)),
+            _ => {
+                let _ = ipam.release_address(&pool.pool_id, &got.address);
+                Err(internal(format!("the IPAM driver's gateway {:?} is not in {subnet}", got.address)))
+            }
+        }
+    })();
+    match gateway {
+        Ok((subnet, gw)) => Ok((
+            IpamConfig {
+                subnet: subnet.to_string(),
+                ip_range: c.ip_range.clone(),
+                gateway: gw.to_string(),
+                auxiliary_addresses: c.auxiliary_addresses.clone(),
+            },
+            pool.pool_id,
+            gw.to_string(),
+        )),
+        Err(e) => {
+            let _ = ipam.release_pool(&pool.pool_id);
+            Err(e)
+        }
+    }
+}
+
+/// Gives an IPAM driver's pool back, with its gateway address.
+fn release_remote(ipam: &dyn berth_plugin::IpamDriver, pool: &str, gateway: &str) {
+    if let Err(e) = ipam.release_address(pool, gateway) {
+        eprintln!("berthd: release gateway {gateway} of pool {pool}: {e}");
+    }
+    if let Err(e) = ipam.release_pool(pool) {
+        eprintln!("berthd: release pool {pool}: {e}");
+    }
 }
 
 /// Checks a network name as Docker does: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -396,15 +476,26 @@ impl Networks {
         let driver = registry
             .network(&driver_name)
             .map_err(|_| NetworkError::NoSuch(format!("plugin \"{driver_name}\" not found (no such network driver)")))?;
-        if let Some(d) = req
+        let ipam_name = req
             .ipam
             .as_ref()
-            .map(|i| i.driver.as_str())
-            .filter(|d| !d.is_empty() && *d != "default")
-        {
-            return Err(NetworkError::Invalid(format!("IPAM driver {d:?} is not supported (default)")));
-        }
+            .map(|i| i.driver.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(default_ipam);
+        let remote_ipam = match ipam_name.as_str() {
+            DEFAULT_IPAM => None,
+            name => Some(
+                registry
+                    .ipam(name)
+                    .map_err(|e| NetworkError::NoSuch(format!("IPAM driver {name:?}: {e}")))?,
+            ),
+        };
         let global = driver.capabilities().scope == "global";
+        if remote_ipam.is_some() && (global || req.enable_ipv6.unwrap_or(false)) {
+            return Err(NetworkError::Invalid(format!(
+                "IPAM driver {ipam_name:?} serves local IPv4 networks only here"
+            )));
+        }
         if global && req.enable_ipv6.unwrap_or(false) {
             return Err(NetworkError::Invalid(format!("IPv6 is not supported on {driver_name} networks")));
         }
@@ -431,7 +522,10 @@ impl Networks {
             labels: req.labels.clone().unwrap_or_default(),
             bridge: String::new(),
             scope: if global { "global" } else { "local" }.into(),
+            ipam_driver: ipam_name.clone(),
+            ipam_pools: BTreeMap::new(),
         };
+        let ipam_options = req.ipam.as_ref().and_then(|i| i.options.clone()).unwrap_or_default();
         let mut asked = req.ipam.and_then(|i| i.config).unwrap_or_default();
         if net.has_addresses() && !asked.iter().any(|c| Subnet::parse(&c.subnet).is_ok_and(|s| !s.is_v6())) {
             asked.insert(0, IpamConfig::default());
@@ -445,7 +539,14 @@ impl Networks {
             ));
         }
         let mut pools = Vec::new();
+        // Pools an IPAM driver gave: (pool ID, gateway address).
+        let remote_taken: std::cell::RefCell<Vec<(String, String)>> = Default::default();
         let undo = |pools: &[Subnet]| {
+            if let Some(ipam) = &remote_ipam {
+                for (pool, gateway) in remote_taken.borrow().iter() {
+                    release_remote(ipam.as_ref(), pool, gateway);
+                }
+            }
             for p in pools {
                 let _ = match shared {
                     Some(s) => s.release_subnet(p),
@@ -457,6 +558,13 @@ impl Networks {
             if c.subnet.is_empty() && (!c.gateway.is_empty() || !c.ip_range.is_empty()) {
                 undo(&pools);
                 return Err(NetworkError::Invalid("a gateway or an ip-range needs a subnet (--subnet)".into()));
+            }
+            if let Some(ipam) = &remote_ipam {
+                let (config, pool, gateway) = remote_pool(ipam.as_ref(), c, &ipam_options).inspect_err(|_| undo(&pools))?;
+                remote_taken.borrow_mut().push((pool.clone(), gateway));
+                net.ipam_pools.insert(config.subnet.clone(), pool);
+                net.ipam.push(config);
+                continue;
             }
             let asked_pool = PoolRequest {
                 network: &req.name,
@@ -616,8 +724,22 @@ impl Networks {
             shared.remove(&net)?;
             return Ok(net);
         }
-        for s in net.subnets() {
-            self.ipam.release_pool(&s).map_err(from_ipam)?;
+        if net.ipam_driver != DEFAULT_IPAM {
+            match registry.ipam(&net.ipam_driver) {
+                Ok(ipam) => {
+                    for c in &net.ipam {
+                        release_remote(ipam.as_ref(), net.ipam_pools.get(&c.subnet).map_or("", String::as_str), &c.gateway);
+                    }
+                }
+                Err(e) => eprintln!(
+                    "berthd: network {}: its pools stay with IPAM driver {}: {e}",
+                    net.name, net.ipam_driver
+                ),
+            }
+        } else {
+            for s in net.subnets() {
+                self.ipam.release_pool(&s).map_err(from_ipam)?;
+            }
         }
         let file = self.dir.join(format!("{}.json", net.id));
         std::fs::remove_file(&file).map_err(|e| internal(format!("remove {}: {e}", file.display())))?;
@@ -648,6 +770,31 @@ impl Networks {
         let endpoint_id = crate::container::new_id();
         let want = Some(ep.ipv4_requested.as_str()).filter(|s| !s.is_empty());
         let ip = match self.shared_for(net) {
+            None if net.ipam_driver != DEFAULT_IPAM => {
+                let ipam = registry.ipam(&net.ipam_driver).map_err(from_driver)?;
+                let pool = net
+                    .ipam_pools
+                    .get(&v4.to_string())
+                    .ok_or_else(|| internal(format!("network {} has no pool for {v4}", net.name)))?;
+                let got = ipam
+                    .request_address(&berth_plugin::ipam::AddressRequest {
+                        pool_id: pool.clone(),
+                        address: want.unwrap_or_default().to_string(),
+                        options: BTreeMap::new(),
+                    })
+                    .map_err(from_driver)?;
+                let ip = got.address.split('/').next().unwrap_or_default().parse::<IpAddr>();
+                match ip {
+                    Ok(ip) if v4.contains(ip) => ip,
+                    _ => {
+                        let _ = ipam.release_address(pool, &got.address);
+                        return Err(internal(format!(
+                            "IPAM driver {} answered address {:?}, not one of {v4}",
+                            net.ipam_driver, got.address
+                        )));
+                    }
+                }
+            }
             Some(shared) => {
                 let c = net.ipam.iter().find(|c| c.subnet == v4.to_string()).cloned().unwrap_or_default();
                 let gateway: IpAddr = c.gateway.parse().map_err(internal)?;
@@ -670,14 +817,14 @@ impl Networks {
             {
                 Ok(a) => Some((s, a)),
                 Err(e) => {
-                    self.release_address(net, &v4, ip);
+                    self.release_address(registry, net, &v4, ip);
                     return Err(from_ipam(e));
                 }
             },
             None => None,
         };
         let release = || {
-            self.release_address(net, &v4, ip);
+            self.release_address(registry, net, &v4, ip);
             if let Some((s, a)) = ip6 {
                 let _ = self.ipam.release_address(&s, a);
             }
@@ -779,7 +926,7 @@ impl Networks {
             }
             for (subnet, addr) in [(net.subnet_v4(), &ep.ip_address), (net.subnet_v6(), &ep.ipv6_address)] {
                 if let (Some(s), Ok(a)) = (subnet, addr.parse::<IpAddr>()) {
-                    self.release_address(&net, &s, a);
+                    self.release_address(registry, &net, &s, a);
                 }
             }
             if let Some(shared) = self.shared_for(&net) {
@@ -789,10 +936,14 @@ impl Networks {
         ep.clear();
     }
 
-    fn release_address(&self, net: &Network, subnet: &Subnet, ip: IpAddr) {
-        let released = match self.shared_for(net) {
-            Some(shared) => shared.release_address(&net.id, ip),
-            None => self.ipam.release_address(subnet, ip).map_err(from_ipam),
+    fn release_address(&self, registry: &Registry, net: &Network, subnet: &Subnet, ip: IpAddr) {
+        let released = match (self.shared_for(net), net.ipam_driver.as_str()) {
+            (Some(shared), _) => shared.release_address(&net.id, ip),
+            (None, DEFAULT_IPAM) => self.ipam.release_address(subnet, ip).map_err(from_ipam),
+            (None, name) => registry.ipam(name).map_err(from_driver).and_then(|ipam| {
+                let pool = net.ipam_pools.get(&subnet.to_string()).cloned().unwrap_or_default();
+                ipam.release_address(&pool, &ip.to_string()).map_err(from_driver)
+            }),
         };
         if let Err(e) = released {
             eprintln!("berthd: release {ip} on {}: {e}", net.name);
