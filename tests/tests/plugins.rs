@@ -601,6 +601,16 @@ fn an_ipam_plugin_hands_out_a_networks_addresses() {
     );
     assert_eq!(count("/IpamDriver.RequestPool"), 2, "{calls}");
     assert_eq!(count("/IpamDriver.ReleasePool"), 1, "{calls}");
+    // The conformance kit passes it (its calls come after those counted).
+    let kit = Command::new(berth_tests::bin("berth"))
+        .args(["plugin", "check", "--plugin-dir", dir, "pyipam"])
+        .output()
+        .unwrap();
+    assert!(
+        kit.status.success() && text(&kit).contains("IpamDriver") && text(&kit).contains(" 0 failed"),
+        "{}",
+        text(&kit)
+    );
     let none = docker(&d, &["network", "create", "--ipam-driver", "nosuch", "pi3"]);
     assert!(!none.status.success() && text(&none).contains("nosuch"), "{}", text(&none));
 }

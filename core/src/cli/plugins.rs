@@ -29,7 +29,7 @@ pub enum PluginCommand {
         /// How long each call may take, in seconds.
         #[arg(long = "timeout", default_value_t = 30)]
         timeout: u64,
-        /// Check only this interface (volume, network or graph).
+        /// Check only this interface (volume, network, graph or ipam).
         #[arg(long = "interface")]
         interface: Option<String>,
         /// A shared object (.so), a plugin's socket or spec file, or a name.
@@ -92,8 +92,12 @@ fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, ti
     use crate::plugins::check::{enter_own_namespaces, runs_in_process, Target};
     let only = match only {
         None => None,
-        Some(i @ ("volume" | "network" | "graph")) => Some(i),
-        Some(other) => return Err(CliError::Usage(format!("--interface {other:?}: expected volume, network or graph"))),
+        Some(i @ ("volume" | "network" | "graph" | "ipam")) => Some(i),
+        Some(other) => {
+            return Err(CliError::Usage(format!(
+                "--interface {other:?}: expected volume, network, graph or ipam"
+            )))
+        }
     };
     let mut opts: std::collections::BTreeMap<String, String> = super::volumes::pairs(opts, "option")?
         .iter()
@@ -116,6 +120,9 @@ fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, ti
     }
     if only.is_some_and(|i| i != "graph") {
         t.graph = None;
+    }
+    if only.is_some_and(|i| i != "ipam") {
+        t.ipam = None;
     }
     if target == berth_net::macvlan::NAME && !opts.contains_key("parent") {
         // macvlan needs a parent link: one of the kit's own, in its namespace.

@@ -9,7 +9,10 @@
 //!   taking it away, errors for missing networks and endpoints, endpoints
 //!   made and joined concurrently, delete;
 //! - graph: a layer and a writable layer on it, nested get/put, exists,
-//!   errors for missing layers, concurrent layers, remove.
+//!   errors for missing layers, concurrent layers, remove;
+//! - IPAM: a pool, its gateway, addresses inside it and never twice, an
+//!   address given back handed out again, concurrent requests distinct,
+//!   errors for missing pools, the pool given back.
 //!
 //! The kit works on the driver it is given; it makes its objects under
 //! names of its own and removes them, pass or fail.
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use berth_plugin::graph::CreateRequest as LayerRequest;
 use berth_plugin::network::{CreateEndpointRequest, CreateNetworkRequest, EndpointInterface, IpamData, JoinRequest};
 use berth_plugin::volume::{CreateRequest, MountRequest};
-use berth_plugin::{GraphDriver, NetworkDriver, VolumeDriver};
+use berth_plugin::{GraphDriver, IpamDriver, NetworkDriver, VolumeDriver};
 
 /// One clause of a contract, checked.
 #[derive(Debug, Clone)]
@@ -384,12 +387,104 @@ pub fn graph(d: &dyn GraphDriver) -> Report {
     r
 }
 
+/// The IPAM contract, on a pool of the driver's choosing.
+pub fn ipam(d: &dyn IpamDriver) -> Report {
+    use berth_plugin::ipam::{AddressRequest, PoolRequest};
+    let mut r = Report::default();
+    let pool = d.request_pool(&PoolRequest::default());
+    r.check("a pool", || {
+        let p = pool.as_ref().map_err(|e| e.to_string())?;
+        ensure(!p.pool_id.is_empty() && p.pool.contains('/'), || format!("answered {p:?}"))
+    });
+    let Ok(pool) = pool else { return r };
+    let subnet = pool.pool.parse_subnet();
+    let ask = |address: &str, gateway: bool| {
+        let options = if gateway {
+            BTreeMap::from([("RequestAddressType".to_string(), "com.docker.network.gateway".to_string())])
+        } else {
+            BTreeMap::new()
+        };
+        d.request_address(&AddressRequest {
+            pool_id: pool.pool_id.clone(),
+            address: address.into(),
+            options,
+        })
+        .map(|a| a.address.split('/').next().unwrap_or_default().to_string())
+    };
+    let inside = |a: &str| -> Checked {
+        let ip: std::net::Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        ensure(
+            subnet.is_some_and(|(net, prefix)| u32::from(ip) >> (32 - prefix) == u32::from(net) >> (32 - prefix)),
+            || format!("{a} is not in {}", pool.pool),
+        )
+    };
+    r.check("a gateway inside the pool", || inside(&ask("", true).map_err(|e| e.to_string())?));
+    let mut first = String::new();
+    r.check("addresses inside the pool, never twice", || {
+        first = ask("", false).map_err(|e| e.to_string())?;
+        inside(&first)?;
+        let second = ask("", false).map_err(|e| e.to_string())?;
+        inside(&second)?;
+        ensure(first != second, || format!("{first} handed out twice"))?;
+        ensure(ask(&first, false).is_err(), || format!("{first} handed out again on request"))?;
+        d.release_address(&pool.pool_id, &second)
+            .map_err(|e| format!("release {second}: {e}"))
+    });
+    r.check("an address given back is handed out again", || {
+        d.release_address(&pool.pool_id, &first)
+            .map_err(|e| format!("release {first}: {e}"))?;
+        let again = ask(&first, false).map_err(|e| format!("ask for {first} after its release: {e}"))?;
+        ensure(again == first, || format!("asked for {first}, got {again}"))?;
+        d.release_address(&pool.pool_id, &first)
+            .map_err(|e| format!("release {first}: {e}"))
+    });
+    r.check("concurrent requests get distinct addresses", || {
+        let got = std::sync::Mutex::new(Vec::new());
+        in_parallel(6, |_| {
+            let a = ask("", false).map_err(|e| e.to_string())?;
+            got.lock().map_err(|_| "poisoned".to_string())?.push(a);
+            Ok(())
+        })?;
+        let mut all = got.into_inner().map_err(|_| "poisoned".to_string())?;
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        ensure(all.len() == n, || format!("duplicates among {n} addresses"))?;
+        all.iter()
+            .try_for_each(|a| d.release_address(&pool.pool_id, a).map_err(|e| format!("release {a}: {e}")))
+    });
+    r.check("missing pools are errors", || {
+        let missing = AddressRequest {
+            pool_id: own("missing"),
+            address: String::new(),
+            options: BTreeMap::new(),
+        };
+        ensure(d.request_address(&missing).is_err(), || "an address from a missing pool".into())
+    });
+    r.check("the pool given back", || d.release_pool(&pool.pool_id).map_err(|e| e.to_string()));
+    r
+}
+
+/// `ADDR/PREFIX` of an IPv4 subnet.
+trait ParseSubnet {
+    fn parse_subnet(&self) -> Option<(std::net::Ipv4Addr, u32)>;
+}
+
+impl ParseSubnet for String {
+    fn parse_subnet(&self) -> Option<(std::net::Ipv4Addr, u32)> {
+        let (a, p) = self.split_once('/')?;
+        let prefix: u32 = p.parse().ok().filter(|p| (1..=32).contains(p))?;
+        Some((a.parse().ok()?, prefix))
+    }
+}
+
 /// A driver to check, of whichever interfaces it has.
 pub struct Target {
     pub description: String,
     pub volume: Option<Arc<dyn VolumeDriver>>,
     pub network: Option<Arc<dyn NetworkDriver>>,
     pub graph: Option<Arc<dyn GraphDriver>>,
+    pub ipam: Option<Arc<dyn IpamDriver>>,
     /// Whether its network driver gives containers an interface.
     pub attaches: bool,
 }
@@ -409,6 +504,7 @@ impl Target {
             volume: None,
             network: None,
             graph: None,
+            ipam: None,
             attaches: true,
         };
         let from_remote = |description: String, remote: Arc<berth_plugin::protocol::Remote>, interfaces: &[String]| {
@@ -422,6 +518,9 @@ impl Target {
             }
             if has(Interface::GraphDriver) {
                 t.graph = Some(remote.clone());
+            }
+            if has(Interface::IpamDriver) {
+                t.ipam = Some(remote.clone());
             }
             t
         };
@@ -471,6 +570,9 @@ impl Target {
         }
         if let Some(g) = &self.graph {
             out.push(("GraphDriver", graph(g.as_ref())));
+        }
+        if let Some(i) = &self.ipam {
+            out.push(("IpamDriver", ipam(i.as_ref())));
         }
         out
     }
