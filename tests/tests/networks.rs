@@ -1048,6 +1048,20 @@ fn overlay_networks_span_three_hosts() {
         });
         assert_eq!(ok(h.docker().args(["network", "ls", "-q", "--filter", "driver=overlay"])), "");
     }
+    // The conformance kit on the built-in overlay driver, from the switch
+    // (where etcd is reached) as a fourth host.
+    let kit = on_switch(berth_tests::bin("berth").to_str().unwrap())
+        .args(["plugin", "check", "--interface", "network"])
+        .args([
+            "--cluster-store",
+            "etcd://10.99.0.100:2379",
+            "--cluster-advertise",
+            "10.99.0.100",
+            "overlay",
+        ])
+        .output()
+        .unwrap();
+    assert!(kit.status.success() && text(&kit).contains(" 0 failed"), "{}", text(&kit));
     drop(hosts);
     drop(etcd);
 }

@@ -32,6 +32,14 @@ pub enum PluginCommand {
         /// Check only this interface (volume, network, graph or ipam).
         #[arg(long = "interface")]
         interface: Option<String>,
+        /// The etcd the built-in overlay driver shares networks through
+        /// (etcd://HOST:PORT); the kit then runs in the namespaces it is
+        /// started in, to reach it.
+        #[arg(long = "cluster-store", requires = "cluster_advertise")]
+        cluster_store: Option<String>,
+        /// This host's address to the others (with --cluster-store).
+        #[arg(long = "cluster-advertise", requires = "cluster_store")]
+        cluster_advertise: Option<std::net::Ipv4Addr>,
         /// A shared object (.so), a plugin's socket or spec file, or a name.
         target: String,
     },
@@ -80,15 +88,29 @@ pub fn plugin(api: &Api, cmd: PluginCommand) -> Result<(), CliError> {
             plugin_dirs,
             timeout,
             interface,
+            cluster_store,
+            cluster_advertise,
             target,
-        } => check(&target, &opts, plugin_dirs, timeout, interface.as_deref())?,
+        } => {
+            let cluster = cluster_store
+                .zip(cluster_advertise)
+                .map(|(store, advertise)| berth_net::overlay::Cluster { store, advertise });
+            check(&target, &opts, plugin_dirs, timeout, interface.as_deref(), cluster)?
+        }
     }
     Ok(())
 }
 
 /// `plugin check`: the report of every interface the target has; fails
 /// when any clause failed.
-fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, timeout: u64, only: Option<&str>) -> Result<(), CliError> {
+fn check(
+    target: &str,
+    opts: &[String],
+    plugin_dirs: Vec<std::path::PathBuf>,
+    timeout: u64,
+    only: Option<&str>,
+    cluster: Option<berth_net::overlay::Cluster>,
+) -> Result<(), CliError> {
     use crate::plugins::check::{enter_own_namespaces, runs_in_process, Target};
     let only = match only {
         None => None,
@@ -103,7 +125,7 @@ fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, ti
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
         .collect();
-    if nix::unistd::geteuid().is_root() && runs_in_process(target) {
+    if nix::unistd::geteuid().is_root() && runs_in_process(target) && cluster.is_none() {
         enter_own_namespaces().map_err(CliError::Failed)?;
     }
     let work = tempfile::tempdir().map_err(|e| CliError::Failed(format!("a scratch directory: {e}")))?;
@@ -111,7 +133,7 @@ fn check(target: &str, opts: &[String], plugin_dirs: Vec<std::path::PathBuf>, ti
     settings.home = work.path().join("home");
     settings.dirs = plugin_dirs;
     settings.timeout = std::time::Duration::from_secs(timeout.max(1));
-    let mut t = Target::resolve(target, &settings).map_err(CliError::Failed)?;
+    let mut t = Target::resolve(target, &settings, cluster.as_ref()).map_err(CliError::Failed)?;
     if only.is_some_and(|i| i != "volume") {
         t.volume = None;
     }

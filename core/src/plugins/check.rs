@@ -494,7 +494,13 @@ impl Target {
     /// or spec file, a built-in driver's name, or a Docker plugin's name
     /// in the plugin directories. Built-in drivers and loaded plugins keep
     /// their state under `home`.
-    pub fn resolve(target: &str, settings: &super::Settings) -> std::result::Result<Target, String> {
+    /// With `cluster`, the built-in overlay driver shares its networks
+    /// through that store.
+    pub fn resolve(
+        target: &str,
+        settings: &super::Settings,
+        cluster: Option<&berth_net::overlay::Cluster>,
+    ) -> std::result::Result<Target, String> {
         use berth_plugin::http::Address;
         use berth_plugin::Interface;
         let path = Path::new(target);
@@ -540,7 +546,7 @@ impl Target {
             };
             return http(&super::stem(path), address);
         }
-        let builtin = crate::drivers::builtin_registry(&settings.home, None).map_err(|e| format!("set up the built-in drivers: {e}"))?;
+        let builtin = crate::drivers::builtin_registry(&settings.home, cluster).map_err(|e| format!("set up the built-in drivers: {e}"))?;
         let mut t = empty(format!("{target} (builtin)"));
         t.volume = builtin.volume(target).ok();
         t.network = builtin.network(target).ok();
