@@ -255,3 +255,17 @@ mod tests {
         assert!(l["Err"].as_str().unwrap().contains("failed to activate: no disk"), "{l}");
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// docs/plugins.md shows the example plugin whole, as it compiles.
+    #[test]
+    fn the_guide_carries_the_example_that_compiles() {
+        let guide = include_str!("../../docs/plugins.md");
+        let example = include_str!("../examples/dirvol.rs");
+        assert!(
+            guide.contains(&format!("```rust\n{example}```")),
+            "docs/plugins.md must contain plugins/examples/dirvol.rs verbatim"
+        );
+    }
+}
