@@ -430,6 +430,11 @@ impl Berthd {
             .spawn()?)
     }
 
+    /// berthd's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The network namespace berthd runs in (the test's "host").
     pub fn netns(&self) -> PathBuf {
         self.dir.path().join("netns")

@@ -614,3 +614,50 @@ fn an_ipam_plugin_hands_out_a_networks_addresses() {
     let none = docker(&d, &["network", "create", "--ipam-driver", "nosuch", "pi3"]);
     assert!(!none.status.success() && text(&none).contains("nosuch"), "{}", text(&none));
 }
+
+#[test]
+fn a_plugin_is_disabled_unloaded_and_enabled_again() {
+    let plugins = plugin_dir(&["dirvol"]);
+    let dir = plugins.path().to_str().unwrap();
+    let Some(mut d) = require_daemon_with("a_plugin_is_disabled_unloaded_and_enabled_again", &["--plugin-dir", dir]) else {
+        return;
+    };
+    let so = plugins.path().join("libdirvol.so");
+    let loaded = |d: &Berthd| {
+        std::fs::read_to_string(format!("/proc/{}/maps", d.pid()))
+            .unwrap()
+            .contains(so.to_str().unwrap())
+    };
+    assert!(loaded(&d), "loaded at start");
+    let berth = |d: &Berthd, args: &[&str]| d.berth().args(args).output().unwrap();
+    assert!(docker(&d, &["volume", "create", "-d", "dirvol", "kept"]).status.success());
+    let refused = berth(&d, &["plugin", "disable", "dirvol"]);
+    assert!(
+        !refused.status.success() && text(&refused).contains("in use by volume kept"),
+        "{}",
+        text(&refused)
+    );
+    let builtin = berth(&d, &["plugin", "disable", "local"]);
+    assert!(
+        !builtin.status.success() && text(&builtin).contains("built-in"),
+        "{}",
+        text(&builtin)
+    );
+    assert!(docker(&d, &["volume", "rm", "kept"]).status.success());
+    let off = berth(&d, &["plugin", "disable", "dirvol"]);
+    assert!(off.status.success(), "{}", text(&off));
+    eventually(10, "berthd to unload the plugin", || !loaded(&d));
+    let ls = out(&berth(&d, &["plugin", "ls", "--format", "{{.Name}} {{.Status}}"]));
+    assert!(ls.contains("dirvol disabled"), "{ls}");
+    let create = docker(&d, &["volume", "create", "-d", "dirvol", "again"]);
+    assert!(!create.status.success() && text(&create).contains("disabled"), "{}", text(&create));
+    // Remembered across a restart.
+    d.restart().unwrap();
+    assert!(!loaded(&d), "a disabled plugin is not loaded at start");
+    let on = berth(&d, &["plugin", "enable", "dirvol"]);
+    assert!(on.status.success(), "{}", text(&on));
+    assert!(loaded(&d), "loaded again");
+    assert!(docker(&d, &["volume", "create", "-d", "dirvol", "again"]).status.success());
+    let twice = berth(&d, &["plugin", "enable", "dirvol"]);
+    assert!(!twice.status.success() && text(&twice).contains("not disabled"), "{}", text(&twice));
+}

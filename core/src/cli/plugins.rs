@@ -16,6 +16,19 @@ pub enum PluginCommand {
     /// List every driver (built-in, loaded or found) with its transport and interfaces.
     #[command(alias = "list")]
     Ls(format::ListArgs),
+    /// Disable plugins: their drivers are taken out (a shared object is unloaded).
+    Disable {
+        /// Disable even while volumes or networks use it.
+        #[arg(short = 'f', long = "force")]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Enable disabled plugins (a shared object is loaded again).
+    Enable {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Drive a plugin or built-in driver through its interface's contract
     /// and report what held (runs without the daemon; as root, in network
     /// and mount namespaces of its own).
@@ -67,7 +80,11 @@ fn row(p: &Value) -> Value {
         "Interfaces": interfaces.join(","),
         "Transport": p["Transport"],
         "Enabled": p["Enabled"].as_bool().unwrap_or(false).to_string(),
-        "Status": if error.is_empty() { "ok".to_string() } else { format!("failed: {error}") },
+        "Status": match (error, p["Enabled"].as_bool().unwrap_or(false)) {
+            ("", true) => "ok".to_string(),
+            ("", false) => "disabled".to_string(),
+            (e, _) => format!("failed: {e}"),
+        },
     })
 }
 
@@ -83,6 +100,15 @@ pub fn plugin(api: &Api, cmd: PluginCommand) -> Result<(), CliError> {
             let rows: Vec<Value> = v.as_array().into_iter().flatten().map(row).collect();
             list.print(&rows, DEFAULT_TABLE, &headers())?;
         }
+        PluginCommand::Disable { force, names } => super::each(&names, |n| {
+            let q = if force { "?force=1" } else { "" };
+            api.call("POST", &format!("/plugins/{}/disable{q}", super::api::encode(n)), None)?;
+            Ok(Some(n.to_string()))
+        })?,
+        PluginCommand::Enable { names } => super::each(&names, |n| {
+            api.call("POST", &format!("/plugins/{}/enable", super::api::encode(n)), None)?;
+            Ok(Some(n.to_string()))
+        })?,
         PluginCommand::Check {
             opts,
             plugin_dirs,

@@ -279,6 +279,45 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
+/// `POST /plugins/{name}/disable` and `/enable`.
+fn toggle_plugin(d: &Daemon, rest: &str, force: bool) -> Reply {
+    use crate::plugins::Toggle;
+    let (name, verb) = match rest.rsplit_once('/') {
+        Some((n, v @ ("disable" | "enable"))) => (decode(n), v),
+        _ => return error(StatusCode::NOT_FOUND, "page not found"),
+    };
+    let done = if verb == "disable" {
+        let mut users: Vec<String> = d.volumes.on_driver(&name).into_iter().map(|v| format!("volume {v}")).collect();
+        users.extend(
+            d.networks
+                .all()
+                .into_iter()
+                .filter(|n| n.driver == name || n.ipam_driver == name)
+                .map(|n| format!("network {}", n.name)),
+        );
+        if d.images.graph_name == name {
+            users.push("the storage driver".into());
+        }
+        blocking(|| d.plugins.disable(&d.registry, &name, &users, force))
+    } else {
+        blocking(|| d.plugins.enable(&d.registry, &name))
+    };
+    match done {
+        Ok(()) => {
+            d.events.simple("plugin", verb, &name, &[]);
+            json_reply(StatusCode::OK, &Value::Null)
+        }
+        Err(e) => error(
+            match e {
+                Toggle::NoSuch(_) => StatusCode::NOT_FOUND,
+                Toggle::Builtin(_) | Toggle::InUse { .. } => StatusCode::CONFLICT,
+                Toggle::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            e.to_string(),
+        ),
+    }
+}
+
 /// `/info`'s `Plugins`: the drivers' names by kind.
 fn plugin_names(d: &Daemon) -> Value {
     use berth_plugin::Interface;
@@ -622,6 +661,7 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
             (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
             (&Method::GET, "/plugins") => json_reply(StatusCode::OK, &json!(blocking(|| d.plugins.list(&d.registry)))),
+            (&Method::POST, _) if route.starts_with("/plugins/") => toggle_plugin(&d, &route["/plugins/".len()..], truthy(&q, "force")),
             (&Method::GET, "/events") => events::stream(&d.events, &q).unwrap_or_else(|(status, message)| error(status, message)),
             (&Method::GET, "/system/df") => json_reply(StatusCode::OK, &system_df(&d)),
             _ => error(StatusCode::NOT_FOUND, "page not found"),

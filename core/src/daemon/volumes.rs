@@ -84,6 +84,11 @@ impl Volumes {
         self.records.join(format!("{name}.json"))
     }
 
+    /// The names of the volumes on `driver`.
+    pub fn on_driver(&self, driver: &str) -> Vec<String> {
+        self.records().into_iter().filter(|r| r.driver == driver).map(|r| r.name).collect()
+    }
+
     /// The driver of volume `name`, if berthd has it.
     pub fn driver_of(&self, name: &str) -> Option<String> {
         self.record(name).map(|r| r.driver)

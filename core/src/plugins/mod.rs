@@ -10,7 +10,9 @@
 //!
 //! Directories given with `--plugin-dir` are searched for all of these.
 //! What could not be loaded or activated is kept as a [`Fault`], shown by
-//! `berth plugin ls`.
+//! `berth plugin ls`. A plugin can be disabled (its drivers taken out of
+//! the registry, a shared object unloaded) and enabled again; disabled
+//! plugins are remembered in `HOME/.disabled.json` across restarts.
 
 pub mod check;
 pub mod shared_object;
@@ -82,6 +84,21 @@ pub struct Fault {
 pub struct Plugins {
     settings: Settings,
     faults: Mutex<BTreeMap<String, Fault>>,
+    /// Disabled plugins: name to what they were (`so:PATH` or `http:ADDRESS`).
+    disabled: Mutex<BTreeMap<String, String>>,
+}
+
+/// Why a plugin could not be disabled or enabled.
+#[derive(Debug, thiserror::Error)]
+pub enum Toggle {
+    #[error("no plugin {0:?}")]
+    NoSuch(String),
+    #[error("{0} is a built-in driver: it cannot be disabled")]
+    Builtin(String),
+    #[error("plugin {name} is in use by {users} (force to disable it anyway)")]
+    InUse { name: String, users: String },
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// Docker's name for a plugin file: the file name without its extension.
@@ -179,10 +196,81 @@ pub fn read_spec(path: &Path) -> Result<Address, String> {
 
 impl Plugins {
     pub fn new(settings: Settings) -> Plugins {
+        let disabled = std::fs::read(disabled_file(&settings))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
         Plugins {
             settings,
             faults: Mutex::new(BTreeMap::new()),
+            disabled: Mutex::new(disabled),
         }
+    }
+
+    fn disabled(&self) -> BTreeMap<String, String> {
+        self.disabled.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Writes the disabled set atomically.
+    fn save_disabled(&self, disabled: &BTreeMap<String, String>) -> Result<(), String> {
+        let file = disabled_file(&self.settings);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.settings.home)?;
+            let tmp = file.with_extension("tmp");
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &serde_json::to_vec(disabled).unwrap_or_default())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &file)
+        };
+        write().map_err(|e| format!("record the disabled plugins in {}: {e}", file.display()))
+    }
+
+    /// Takes plugin `name` out: its drivers leave the registry, and a
+    /// shared object is unloaded once its calls end. `users` are what
+    /// still uses it; they stop the disabling unless `force`.
+    pub fn disable(&self, registry: &Registry, name: &str, users: &[String], force: bool) -> Result<(), Toggle> {
+        let transport = registry
+            .list()
+            .into_iter()
+            .find(|d| d.name == name)
+            .map(|d| d.transport)
+            .ok_or_else(|| Toggle::NoSuch(name.to_string()))?;
+        if transport == Transport::Builtin {
+            return Err(Toggle::Builtin(name.to_string()));
+        }
+        if !users.is_empty() && !force {
+            return Err(Toggle::InUse {
+                name: name.to_string(),
+                users: users.join(", "),
+            });
+        }
+        let mut disabled = self.disabled();
+        disabled.insert(name.to_string(), transport.to_string());
+        self.save_disabled(&disabled).map_err(Toggle::Failed)?;
+        if let Ok(mut d) = self.disabled.lock() {
+            *d = disabled;
+        }
+        registry.unregister(name);
+        Ok(())
+    }
+
+    /// Brings a disabled plugin back: a shared object is loaded again, a
+    /// Docker-style plugin is found again when next asked for.
+    pub fn enable(&self, registry: &Registry, name: &str) -> Result<(), Toggle> {
+        let mut disabled = self.disabled();
+        let was = disabled
+            .remove(name)
+            .ok_or_else(|| Toggle::NoSuch(format!("{name} (not disabled)")))?;
+        if let Some(path) = was.strip_prefix("so:") {
+            let path = PathBuf::from(path);
+            let (so, remote) = load_shared_object(&path, &self.settings).map_err(Toggle::Failed)?;
+            register(registry, remote, &so.interfaces, Transport::SharedObject(path)).map_err(Toggle::Failed)?;
+        }
+        self.save_disabled(&disabled).map_err(Toggle::Failed)?;
+        if let Ok(mut d) = self.disabled.lock() {
+            *d = disabled;
+        }
+        Ok(())
     }
 
     pub fn settings(&self) -> &Settings {
@@ -230,9 +318,17 @@ impl Plugins {
         found
     }
 
-    /// Loads every shared object into `registry`; one that fails is a fault.
+    /// Loads every shared object into `registry`; one that fails is a
+    /// fault, one disabled is left alone.
     pub fn load_all(&self, registry: &Registry) {
+        let disabled = self.disabled();
         for path in self.shared_objects() {
+            if disabled
+                .values()
+                .any(|w| w.strip_prefix("so:") == Some(path.to_string_lossy().as_ref()))
+            {
+                continue;
+            }
             let made = load_shared_object(&path, &self.settings)
                 .and_then(|(so, remote)| register(registry, remote, &so.interfaces, Transport::SharedObject(path.clone())).map(|_| so));
             match made {
@@ -263,6 +359,9 @@ impl Plugins {
     /// Finds the Docker-style plugin `name`, activates it and registers it.
     /// Nothing found is no error (the name is simply unknown).
     pub fn find(&self, registry: &Registry, name: &str) -> Result<(), String> {
+        if self.disabled().contains_key(name) {
+            return Err(format!("plugin {name} is disabled (berth plugin enable {name})"));
+        }
         let Some(path) = self.locate(name) else { return Ok(()) };
         let address = if path.extension().is_some_and(|e| e == "sock") {
             Address::Unix(path.clone())
@@ -307,8 +406,9 @@ impl Plugins {
     /// Docker-style plugins found, as `docker plugin ls` shows what is
     /// installed) and every fault.
     pub fn list(&self, registry: &Registry) -> Vec<Value> {
+        let disabled = self.disabled();
         for name in self.discovered() {
-            if !registry.list().iter().any(|d| d.name == name) {
+            if !registry.list().iter().any(|d| d.name == name) && !disabled.contains_key(&name) {
                 let _ = self.find(registry, &name);
             }
         }
@@ -323,6 +423,12 @@ impl Plugins {
             .into_iter()
             .map(|(name, (interfaces, transport))| plugin_json(&name, &interfaces, &transport, None))
             .collect();
+        for (name, was) in disabled {
+            let mut p = plugin_json(&name, &[], &was, None);
+            p["Enabled"] = json!(false);
+            p["Config"]["Description"] = json!(format!("disabled: {was}"));
+            out.push(p);
+        }
         for f in self.faults() {
             if !out.iter().any(|p| p["Name"] == f.name.as_str()) {
                 out.push(plugin_json(&f.name, &[], &f.path.display().to_string(), Some(&f.error)));
@@ -330,6 +436,10 @@ impl Plugins {
         }
         out
     }
+}
+
+fn disabled_file(settings: &Settings) -> PathBuf {
+    settings.home.join(".disabled.json")
 }
 
 /// One plugin in the shape of Docker's `Plugin` object, with berth's
