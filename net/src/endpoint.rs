@@ -102,9 +102,19 @@ pub struct Adoption<'a> {
 /// link into the sandbox at `sandbox` under its name there, then sets its
 /// MAC, addresses, routes and the default routes.
 pub fn adopt(sandbox: &Path, a: &Adoption) -> std::io::Result<()> {
-    let other = |e: DriverError| std::io::Error::other(e.to_string());
     let ns = std::fs::File::open(sandbox)?;
     Netlink::new()?.move_link(a.src, std::os::fd::AsRawFd::as_raw_fd(&ns), a.ifname)?;
+    let set_up = set_up_adopted(sandbox, a);
+    if set_up.is_err() {
+        // Not left behind under the container's interface name.
+        let _ = Netlink::in_namespace(sandbox).and_then(|mut n| n.delete_link(a.ifname));
+    }
+    set_up
+}
+
+/// The interface's MAC, addresses and routes, once moved in.
+fn set_up_adopted(sandbox: &Path, a: &Adoption) -> std::io::Result<()> {
+    let other = |e: DriverError| std::io::Error::other(e.to_string());
     configure(sandbox, a.ifname, a.mac, a.address, a.gateway)?;
     if let Some(v6) = a.address6 {
         configure_v6(sandbox, a.ifname, v6, a.gateway6)?;

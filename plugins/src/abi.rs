@@ -115,14 +115,28 @@ pub unsafe fn dispatch(plugin: &dyn Plugin, method: *const u8, method_len: usize
     }))
 }
 
+/// The plugin `cell` holds, built by `make` on first use; `None` when
+/// building it panicked (the panic stays on this side of the boundary).
+pub fn built(cell: &'static std::sync::OnceLock<Box<dyn Plugin>>, make: impl FnOnce() -> Box<dyn Plugin>) -> Option<&'static dyn Plugin> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cell.get_or_init(make).as_ref())).ok()
+}
+
+/// The plugin's name and interfaces as C strings; `None` when asking
+/// panicked or a name holds a NUL.
+pub fn names(plugin: &dyn Plugin) -> Option<(std::ffi::CString, std::ffi::CString)> {
+    let asked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (plugin.name(), plugin.interfaces().join(",")))).ok()?;
+    Some((std::ffi::CString::new(asked.0).ok()?, std::ffi::CString::new(asked.1).ok()?))
+}
+
 /// Exports `$make` (an expression building a [`Plugin`]) as this shared
-/// object's plugin: the entry symbol, its descriptor, and the calls.
+/// object's plugin: the entry symbol, its descriptor, and the calls. A
+/// panic while building the plugin gives the loader no descriptor.
 #[macro_export]
 macro_rules! export_plugin {
     ($make:expr) => {
-        fn __berth_plugin() -> &'static dyn $crate::abi::Plugin {
+        fn __berth_plugin() -> ::std::option::Option<&'static dyn $crate::abi::Plugin> {
             static PLUGIN: ::std::sync::OnceLock<::std::boxed::Box<dyn $crate::abi::Plugin>> = ::std::sync::OnceLock::new();
-            PLUGIN.get_or_init(|| ::std::boxed::Box::new($make)).as_ref()
+            $crate::abi::built(&PLUGIN, || ::std::boxed::Box::new($make))
         }
 
         unsafe extern "C" fn __berth_plugin_call(
@@ -131,8 +145,11 @@ macro_rules! export_plugin {
             request: *const u8,
             request_len: usize,
         ) -> $crate::abi::Buffer {
-            // SAFETY: the loader passes valid (pointer, length) pairs.
-            unsafe { $crate::abi::dispatch(__berth_plugin(), method, method_len, request, request_len) }
+            match __berth_plugin() {
+                // SAFETY: the loader passes valid (pointer, length) pairs.
+                Some(p) => unsafe { $crate::abi::dispatch(p, method, method_len, request, request_len) },
+                None => $crate::abi::Buffer::from_vec($crate::abi::error_response("the plugin could not be built (it panicked)")),
+            }
         }
 
         unsafe extern "C" fn __berth_plugin_free(b: $crate::abi::Buffer) {
@@ -143,20 +160,21 @@ macro_rules! export_plugin {
         /// The plugin's entry point (see `berth_plugin::abi`).
         #[no_mangle]
         pub extern "C" fn berth_plugin_entry() -> *const $crate::abi::Descriptor {
-            static NAME: ::std::sync::OnceLock<::std::ffi::CString> = ::std::sync::OnceLock::new();
-            static INTERFACES: ::std::sync::OnceLock<::std::ffi::CString> = ::std::sync::OnceLock::new();
+            static NAMES: ::std::sync::OnceLock<(::std::ffi::CString, ::std::ffi::CString)> = ::std::sync::OnceLock::new();
             static DESCRIPTOR: ::std::sync::OnceLock<$crate::abi::Descriptor> = ::std::sync::OnceLock::new();
-            DESCRIPTOR.get_or_init(|| {
-                let p = __berth_plugin();
-                let name = NAME.get_or_init(|| ::std::ffi::CString::new(p.name()).unwrap_or_default());
-                let interfaces = INTERFACES.get_or_init(|| ::std::ffi::CString::new(p.interfaces().join(",")).unwrap_or_default());
-                $crate::abi::Descriptor {
-                    abi_version: $crate::abi::ABI_VERSION,
-                    name: name.as_ptr(),
-                    interfaces: interfaces.as_ptr(),
-                    call: __berth_plugin_call,
-                    free: __berth_plugin_free,
-                }
+            if let Some(d) = DESCRIPTOR.get() {
+                return d;
+            }
+            let Some(names) = NAMES.get().cloned().or_else(|| __berth_plugin().and_then($crate::abi::names)) else {
+                return ::std::ptr::null();
+            };
+            let (name, interfaces) = NAMES.get_or_init(|| names);
+            DESCRIPTOR.get_or_init(|| $crate::abi::Descriptor {
+                abi_version: $crate::abi::ABI_VERSION,
+                name: name.as_ptr(),
+                interfaces: interfaces.as_ptr(),
+                call: __berth_plugin_call,
+                free: __berth_plugin_free,
             })
         }
     };
@@ -186,6 +204,27 @@ mod tests {
     }
 
     crate::export_plugin!(Echo);
+
+    struct Nameless;
+    impl Plugin for Nameless {
+        fn name(&self) -> &'static str {
+            panic!("no name")
+        }
+        fn interfaces(&self) -> Vec<&'static str> {
+            vec![]
+        }
+        fn call(&self, _: &str, _: &[u8]) -> Vec<u8> {
+            vec![]
+        }
+    }
+
+    #[test]
+    fn panics_building_or_naming_a_plugin_stay_inside() {
+        static NEVER: std::sync::OnceLock<Box<dyn Plugin>> = std::sync::OnceLock::new();
+        assert!(built(&NEVER, || panic!("cannot build")).is_none());
+        assert!(names(&Nameless).is_none());
+        assert!(names(&Echo).is_some());
+    }
 
     fn call(d: &Descriptor, method: &str, request: &[u8]) -> Vec<u8> {
         // SAFETY: valid slices; the buffer goes back through the descriptor.

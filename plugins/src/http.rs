@@ -16,8 +16,11 @@ use crate::error::{DriverError, Result};
 /// The media type of Docker's plugin protocol.
 pub const MEDIA_TYPE: &str = "application/vnd.docker.plugins.v1.2+json";
 
-/// The largest head or body read, against a peer that never stops.
+/// The largest head or answer read, against a peer that never stops.
 const MAX_MESSAGE: u64 = 64 << 20;
+/// The largest request a served plugin reads: a graph driver's ApplyDiff
+/// carries a whole layer.
+const MAX_REQUEST: u64 = 16 << 30;
 
 /// Where a plugin listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +107,8 @@ impl Head {
 
     /// Reads the body the head announces; with neither a length nor
     /// chunks, a response runs to the end of the connection.
-    fn body(&self, r: &mut impl BufRead, to_end: bool) -> io::Result<Vec<u8>> {
+    fn body(&self, r: &mut impl BufRead, to_end: bool, limit: u64) -> io::Result<Vec<u8>> {
+        let too_large = || io::Error::new(io::ErrorKind::InvalidData, format!("HTTP body larger than {limit} bytes"));
         let mut body = Vec::new();
         if self.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
             loop {
@@ -119,8 +123,8 @@ impl Head {
                     }
                     return Ok(body);
                 }
-                if body.len() as u64 + size > MAX_MESSAGE {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP body too large"));
+                if !matches!((body.len() as u64).checked_add(size), Some(n) if n <= limit) {
+                    return Err(too_large());
                 }
                 r.take(size).read_to_end(&mut body)?;
                 let mut crlf = [0u8; 2];
@@ -132,8 +136,8 @@ impl Head {
                 let n: u64 = n
                     .parse()
                     .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("malformed Content-Length {n:?}")))?;
-                if n > MAX_MESSAGE {
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, "HTTP body too large"));
+                if n > limit {
+                    return Err(too_large());
                 }
                 r.take(n).read_to_end(&mut body)?;
                 if (body.len() as u64) < n {
@@ -144,7 +148,7 @@ impl Head {
                 }
             }
             None if to_end => {
-                r.take(MAX_MESSAGE).read_to_end(&mut body)?;
+                r.take(limit).read_to_end(&mut body)?;
             }
             None => {}
         }
@@ -182,7 +186,17 @@ impl Client {
     fn connect(&self) -> io::Result<BufReader<Box<dyn Stream>>> {
         let s: Box<dyn Stream> = match &self.address {
             Address::Unix(p) => {
-                let s = UnixStream::connect(p)?;
+                // connect(2) on a UNIX socket waits while the listener's
+                // backlog is full (a plugin stuck in its handlers): bounded
+                // here, the attempt left to a thread of its own.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let path = p.clone();
+                std::thread::spawn(move || {
+                    let _ = tx.send(UnixStream::connect(path));
+                });
+                let s = rx
+                    .recv_timeout(self.timeout)
+                    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
                 s.set_read_timeout(Some(self.timeout))?;
                 s.set_write_timeout(Some(self.timeout))?;
                 Box::new(s)
@@ -201,7 +215,16 @@ impl Client {
         Ok(BufReader::new(s))
     }
 
+    /// Sends the request and reads the answer: `None` when the connection
+    /// turned out closed before any of the answer came (a kept connection
+    /// the plugin has since closed: the request was not taken).
     fn exchange(conn: &mut BufReader<Box<dyn Stream>>, method: &str, body: &[u8]) -> io::Result<Option<(Head, Vec<u8>)>> {
+        let closed = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::NotConnected
+            )
+        };
         let head = format!(
             "POST {method} HTTP/1.1\r\nHost: plugin\r\nAccept: {MEDIA_TYPE}\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -210,10 +233,17 @@ impl Client {
         let mut message = head.into_bytes();
         message.extend_from_slice(body);
         let w = conn.get_mut();
-        w.write_all(&message)?;
-        w.flush()?;
-        let Some(h) = Head::read(conn)? else { return Ok(None) };
-        let b = h.body(conn, true)?;
+        match w.write_all(&message).and_then(|_| w.flush()) {
+            Err(e) if closed(&e) => return Ok(None),
+            r => r?,
+        }
+        let h = match Head::read(conn) {
+            Ok(Some(h)) => h,
+            Ok(None) => return Ok(None),
+            Err(e) if closed(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let b = h.body(conn, true, MAX_MESSAGE)?;
         Ok(Some((h, b)))
     }
 
@@ -229,11 +259,13 @@ impl Client {
             DriverError::Driver(format!("plugin at {}: {method}: {what}", self.address))
         };
         let pooled = self.idle.lock().map(|mut v| v.pop()).unwrap_or(None);
-        // A kept connection the plugin has closed since answers nothing:
-        // then once more on a fresh one.
+        // A kept connection the plugin has closed since takes nothing: then
+        // once more on a fresh one. Any other failure is the call's (the
+        // plugin may have acted on it: never sent twice).
         let answered = match pooled.map(|mut c| Self::exchange(&mut c, method, body).map(|a| (c, a))) {
             Some(Ok((c, Some(a)))) => (c, a),
-            _ => {
+            Some(Err(e)) => return Err(fail(e)),
+            Some(Ok((_, None))) | None => {
                 let mut c = self.connect().map_err(fail)?;
                 match Self::exchange(&mut c, method, body).map_err(fail)? {
                     Some(a) => (c, a),
@@ -273,7 +305,7 @@ fn answer(stream: UnixStream, plugin: &dyn Plugin) -> io::Result<()> {
     let mut w = stream.try_clone()?;
     let mut r = BufReader::new(stream);
     while let Some(head) = Head::read(&mut r)? {
-        let body = head.body(&mut r, false)?;
+        let body = head.body(&mut r, false, MAX_REQUEST)?;
         let mut parts = head.first.split_whitespace();
         let (verb, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let (status, answer) = if verb == "POST" {
@@ -324,7 +356,9 @@ pub fn serve_at(socket: &Path, plugin: Arc<dyn Plugin>) -> io::Result<std::threa
 mod tests {
     use super::*;
 
-    struct Echo;
+    /// Answers after `/Slow` half a second late; counts the calls.
+    #[derive(Default)]
+    struct Echo(std::sync::atomic::AtomicUsize);
     impl Plugin for Echo {
         fn name(&self) -> &'static str {
             "echo"
@@ -333,6 +367,7 @@ mod tests {
             vec!["VolumeDriver"]
         }
         fn call(&self, method: &str, request: &[u8]) -> Vec<u8> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if method == "/Slow" {
                 std::thread::sleep(Duration::from_millis(500));
             }
@@ -346,7 +381,8 @@ mod tests {
     fn a_served_plugin_answers_over_a_kept_connection() {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("echo.sock");
-        serve_at(&sock, Arc::new(Echo)).unwrap();
+        let echo = Arc::new(Echo::default());
+        serve_at(&sock, echo.clone()).unwrap();
         let c = Client::new(
             Address::parse(&format!("unix://{}", sock.display())).unwrap(),
             Duration::from_secs(5),
@@ -359,8 +395,13 @@ mod tests {
         }
         assert_eq!(c.idle.lock().unwrap().len(), 1, "one connection, kept");
         let slow = Client::new(Address::Unix(sock.clone()), Duration::from_millis(100));
+        slow.call("/Fast", b"{}").unwrap();
+        let before = echo.0.load(std::sync::atomic::Ordering::SeqCst);
+        // On the kept connection: the timeout is the call's, never a resend.
         let e = slow.call("/Slow", b"{}").unwrap_err().to_string();
         assert!(e.contains("did not answer within"), "{e}");
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(echo.0.load(std::sync::atomic::Ordering::SeqCst), before + 1, "sent once");
         let gone = Client::new(Address::Unix(dir.path().join("none.sock")), Duration::from_secs(1));
         assert!(gone.call("/X", b"{}").unwrap_err().to_string().contains("none.sock"));
     }

@@ -181,6 +181,19 @@ impl Registry {
         self.lookup(&self.ipam, "IPAM driver", name)
     }
 
+    /// Takes the driver `name` of one interface out.
+    pub fn unregister_interface(&self, interface: Interface, name: &str) -> bool {
+        fn take<T: ?Sized>(map: &Map<T>, name: &str) -> bool {
+            map.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some()
+        }
+        match interface {
+            Interface::GraphDriver => take(&self.graph, name),
+            Interface::VolumeDriver => take(&self.volume, name),
+            Interface::NetworkDriver => take(&self.network, name),
+            Interface::IpamDriver => take(&self.ipam, name),
+        }
+    }
+
     /// Takes every driver named `name` out (a plugin being unloaded); calls
     /// already holding one finish with it. Returns how many went.
     pub fn unregister(&self, name: &str) -> usize {

@@ -58,8 +58,11 @@ pub struct Served {
     network: Option<Factory<dyn NetworkDriver>>,
     ipam: Option<Factory<dyn IpamDriver>>,
     graph: Option<Factory<dyn GraphDriver>>,
-    /// Set by the first activation: the drivers, or why they could not be built.
-    activated: OnceLock<std::result::Result<Drivers, String>>,
+    /// The drivers, once an activation built them.
+    activated: OnceLock<Drivers>,
+    /// The home the last activation asked for (a failed one is tried
+    /// again with it), and the lock that keeps activations one at a time.
+    home: std::sync::Mutex<Option<PathBuf>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +81,7 @@ impl Served {
             ipam: None,
             graph: None,
             activated: OnceLock::new(),
+            home: std::sync::Mutex::new(None),
         }
     }
 
@@ -111,33 +115,36 @@ impl Served {
             .unwrap_or_else(|| Path::new("/var/lib/berth/plugins").join(self.name))
     }
 
-    /// Builds the drivers with `home` (created if missing); only the first
-    /// activation builds, later ones answer as it did.
+    /// Builds the drivers with `home` (created if missing). Once built,
+    /// later activations change nothing; a failed one is tried again by
+    /// the next activation or call.
     pub fn activate(&self, home: &Path) -> Result<()> {
-        let built = self.activated.get_or_init(|| {
-            let build = || -> Result<Drivers> {
-                std::fs::create_dir_all(home).map_err(|e| DriverError::io("create plugin home", home, e))?;
-                Ok(Drivers {
-                    volume: self.volume.as_ref().map(|f| f(home)).transpose()?,
-                    network: self.network.as_ref().map(|f| f(home)).transpose()?,
-                    ipam: self.ipam.as_ref().map(|f| f(home)).transpose()?,
-                    graph: self.graph.as_ref().map(|f| f(home)).transpose()?,
-                })
-            };
-            build().map_err(|e| e.to_string())
-        });
-        built.as_ref().map(drop).map_err(|e| DriverError::Driver(e.clone()))
+        let mut asked = self.home.lock().unwrap_or_else(|p| p.into_inner());
+        *asked = Some(home.to_path_buf());
+        if self.activated.get().is_some() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(home).map_err(|e| DriverError::io("create plugin home", home, e))?;
+        let drivers = Drivers {
+            volume: self.volume.as_ref().map(|f| f(home)).transpose()?,
+            network: self.network.as_ref().map(|f| f(home)).transpose()?,
+            ipam: self.ipam.as_ref().map(|f| f(home)).transpose()?,
+            graph: self.graph.as_ref().map(|f| f(home)).transpose()?,
+        };
+        let _ = self.activated.set(drivers);
+        Ok(())
     }
 
     fn drivers(&self) -> Result<&Drivers> {
-        if self.activated.get().is_none() {
-            self.activate(&self.default_home())?;
+        if let Some(d) = self.activated.get() {
+            return Ok(d);
         }
-        match self.activated.get() {
-            Some(Ok(d)) => Ok(d),
-            Some(Err(e)) => Err(DriverError::Driver(format!("plugin {} failed to activate: {e}", self.name))),
-            None => Err(DriverError::Driver(format!("plugin {} is not activated", self.name))),
-        }
+        let home = self.home.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.activate(&home.unwrap_or_else(|| self.default_home()))
+            .map_err(|e| DriverError::Driver(format!("plugin {} failed to activate: {e}", self.name)))?;
+        self.activated
+            .get()
+            .ok_or_else(|| DriverError::Driver(format!("plugin {} is not activated", self.name)))
     }
 
     fn answer(&self, method: &str, request: &[u8]) -> Result<serde_json::Value> {
@@ -246,13 +253,24 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_activation_is_reported_on_every_call() {
-        let p = Served::new("broken").volume(|_: &Path| -> Result<Dirs> { Err(DriverError::Driver("no disk".into())) });
+    fn a_failed_activation_is_reported_and_tried_again() {
         let dir = tempfile::tempdir().unwrap();
-        let a = call(&p, "/Plugin.Activate", json!({ "Home": dir.path() }));
+        let home = dir.path().join("home");
+        // The factory fails until its home has a file named ready.
+        let p = Served::new("late").volume(|home: &Path| -> Result<Dirs> {
+            if home.join("ready").exists() {
+                Ok(Dirs(home.to_path_buf()))
+            } else {
+                Err(DriverError::Driver("no disk".into()))
+            }
+        });
+        let a = call(&p, "/Plugin.Activate", json!({ "Home": home }));
         assert_eq!(a["Err"], "no disk");
         let l = call(&p, "/VolumeDriver.List", json!({}));
         assert!(l["Err"].as_str().unwrap().contains("failed to activate: no disk"), "{l}");
+        std::fs::write(home.join("ready"), "").unwrap();
+        let l = call(&p, "/VolumeDriver.List", json!({}));
+        assert_eq!(l["Err"], "", "tried again in the home last asked for: {l}");
     }
 }
 

@@ -95,14 +95,14 @@ fn a_shared_object_loads_answers_and_unloads() {
 
 #[test]
 fn berthd_survives_plugins_that_panic_hang_or_answer_garbage() {
-    let plugins = plugin_dir(&["faulty", "oldabi", "dirvol"]);
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with(
+    let Some((plugins, d)) = with_plugins(
         "berthd_survives_plugins_that_panic_hang_or_answer_garbage",
-        &["--plugin-dir", dir, "--plugin-timeout", "2s"],
+        &["faulty", "oldabi", "dirvol"],
+        &["--plugin-timeout", "2s"],
     ) else {
         return;
     };
+    let dir = plugins.path().to_str().unwrap();
     let ls = out(&d
         .berth()
         .args(["plugin", "ls", "--format", "{{.Name}} {{.Interfaces}} {{.Transport}} {{.Status}}"])
@@ -149,17 +149,21 @@ fn berthd_survives_plugins_that_panic_hang_or_answer_garbage() {
     assert!(docker(&d, &["version"]).status.success());
 }
 
-/// berthd with `flags`, if the test can run here.
-fn require_daemon_with(test: &str, flags: &[&str]) -> Option<Berthd> {
+/// berthd searching a plugin directory of the test's own, holding copies
+/// of the example plugins `copies`, with more `flags`; if the test can run
+/// here.
+fn with_plugins(test: &str, copies: &[&str], flags: &[&str]) -> Option<(tempfile::TempDir, Berthd)> {
     require_daemon(test)?;
-    Some(Berthd::with_busybox_and(flags).expect("start berthd"))
+    let plugins = plugin_dir(copies);
+    let mut all = vec!["--plugin-dir", plugins.path().to_str().unwrap()];
+    all.extend(flags);
+    let d = Berthd::with_busybox_and(&all).expect("start berthd");
+    Some((plugins, d))
 }
 
 #[test]
 fn a_loop_mounted_volume_plugin_enforces_its_size() {
-    let plugins = plugin_dir(&["loopvol"]);
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with("a_loop_mounted_volume_plugin_enforces_its_size", &["--plugin-dir", dir]) else {
+    let Some((_plugins, d)) = with_plugins("a_loop_mounted_volume_plugin_enforces_its_size", &["loopvol"], &[]) else {
         return;
     };
     let bad = docker(&d, &["volume", "create", "-d", "loopvol", "-o", "size=lots", "quota"]);
@@ -220,12 +224,11 @@ fn python_plugin(kind: &str, socket: &Path, root: &Path, host: Option<&Berthd>) 
 
 #[test]
 fn a_python_plugin_over_http_serves_volumes_to_containers() {
-    let plugins = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with("a_python_plugin_over_http_serves_volumes_to_containers", &["--plugin-dir", dir]) else {
+    let Some((plugins, d)) = with_plugins("a_python_plugin_over_http_serves_volumes_to_containers", &[], &[]) else {
         return;
     };
+    let dir = plugins.path().to_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
     let _server = python_plugin("volume", &plugins.path().join("pyvol.sock"), root.path(), None);
     let made = docker(&d, &["volume", "create", "-d", "pyvol", "shared"]);
     assert!(made.status.success(), "{}", text(&made));
@@ -340,16 +343,12 @@ fn the_conformance_kit_passes_every_builtin_and_example_driver() {
 
 #[test]
 fn a_docker_style_network_plugin_over_http_connects_containers() {
-    let plugins = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with(
-        "a_docker_style_network_plugin_over_http_connects_containers",
-        &["--plugin-dir", dir],
-    ) else {
+    let Some((plugins, d)) = with_plugins("a_docker_style_network_plugin_over_http_connects_containers", &[], &[]) else {
         return;
     };
-    let _server = python_plugin("network", &plugins.path().join("pynet.sock"), root.path(), Some(&d));
+    let dir = plugins.path().to_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let server = python_plugin("network", &plugins.path().join("pynet.sock"), root.path(), Some(&d));
     let made = docker(&d, &["network", "create", "-d", "pynet", "--subnet", "10.77.0.0/24", "pn"]);
     assert!(made.status.success(), "{}", text(&made));
     let id = out(&made);
@@ -414,13 +413,22 @@ fn a_docker_style_network_plugin_over_http_connects_containers() {
         .output()
         .unwrap();
     assert!(kit.status.success() && text(&kit).contains(" 0 failed"), "{}", text(&kit));
+    // A network whose plugin has gone is still removed (the driver's
+    // failure reported in berthd's log).
+    assert!(
+        docker(&d, &["network", "create", "-d", "pynet", "--subnet", "10.78.0.0/24", "orphan"])
+            .status
+            .success()
+    );
+    drop(server);
+    let rm = docker(&d, &["network", "rm", "orphan"]);
+    assert!(rm.status.success(), "{}", text(&rm));
+    assert!(d.log().contains("remove network orphan: driver pynet"), "{}", d.log());
 }
 
 #[test]
 fn a_cni_network_plugin_connects_containers() {
-    let plugins = plugin_dir(&["cninet"]);
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with("a_cni_network_plugin_connects_containers", &["--plugin-dir", dir]) else {
+    let Some((_plugins, d)) = with_plugins("a_cni_network_plugin_connects_containers", &["cninet"], &[]) else {
         return;
     };
     let made = docker(&d, &["network", "create", "-d", "cninet", "--subnet", "10.66.0.0/24", "cn"]);
@@ -480,11 +488,10 @@ fn a_cni_network_plugin_connects_containers() {
 
 #[test]
 fn a_storage_driver_plugin_holds_images_and_containers() {
-    let plugins = plugin_dir(&["vfsgraph"]);
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with(
+    let Some((_plugins, d)) = with_plugins(
         "a_storage_driver_plugin_holds_images_and_containers",
-        &["--plugin-dir", dir, "--storage-driver", "vfsgraph"],
+        &["vfsgraph"],
+        &["--storage-driver", "vfsgraph"],
     ) else {
         return;
     };
@@ -538,12 +545,11 @@ fn a_storage_driver_plugin_holds_images_and_containers() {
 
 #[test]
 fn an_ipam_plugin_hands_out_a_networks_addresses() {
-    let plugins = tempfile::tempdir().unwrap();
-    let root = tempfile::tempdir().unwrap();
-    let dir = plugins.path().to_str().unwrap();
-    let Some(d) = require_daemon_with("an_ipam_plugin_hands_out_a_networks_addresses", &["--plugin-dir", dir]) else {
+    let Some((plugins, d)) = with_plugins("an_ipam_plugin_hands_out_a_networks_addresses", &[], &[]) else {
         return;
     };
+    let dir = plugins.path().to_str().unwrap();
+    let root = tempfile::tempdir().unwrap();
     let _server = python_plugin("ipam", &plugins.path().join("pyipam.sock"), root.path(), None);
     let made = docker(&d, &["network", "create", "--ipam-driver", "pyipam", "pi"]);
     assert!(made.status.success(), "{}", text(&made));
@@ -617,9 +623,7 @@ fn an_ipam_plugin_hands_out_a_networks_addresses() {
 
 #[test]
 fn a_plugin_is_disabled_unloaded_and_enabled_again() {
-    let plugins = plugin_dir(&["dirvol"]);
-    let dir = plugins.path().to_str().unwrap();
-    let Some(mut d) = require_daemon_with("a_plugin_is_disabled_unloaded_and_enabled_again", &["--plugin-dir", dir]) else {
+    let Some((plugins, mut d)) = with_plugins("a_plugin_is_disabled_unloaded_and_enabled_again", &["dirvol"], &[]) else {
         return;
     };
     let so = plugins.path().join("libdirvol.so");

@@ -307,7 +307,7 @@ fn remote_pool(
         match got.address.split('/').next().unwrap_or_default().parse::<IpAddr>() {
             Ok(ip) if subnet.contains(ip) => Ok((subnet, ip)),
             _ => {
-                let _ = ipam.release_address(&pool.pool_id, &got.address);
+                let _ = ipam.release_address(&pool.pool_id, got.address.split('/').next().unwrap_or_default());
                 Err(internal(format!("the IPAM driver's gateway {:?} is not in {subnet}", got.address)))
             }
         }
@@ -473,9 +473,12 @@ impl Networks {
                 return Err(NetworkError::Conflict(format!("network with name {} already exists", req.name)));
             }
         }
-        let driver = registry
-            .network(&driver_name)
-            .map_err(|_| NetworkError::NoSuch(format!("plugin \"{driver_name}\" not found (no such network driver)")))?;
+        let driver = registry.network(&driver_name).map_err(|e| match e {
+            berth_plugin::DriverError::NotFound { .. } => {
+                NetworkError::NoSuch(format!("plugin \"{driver_name}\" not found (no such network driver)"))
+            }
+            other => NetworkError::NoSuch(other.to_string()),
+        })?;
         let ipam_name = req
             .ipam
             .as_ref()
@@ -715,10 +718,12 @@ impl Networks {
                 net.name
             )));
         }
-        let driver = registry.network(&net.driver).map_err(from_driver)?;
-        match driver.delete_network(&net.id) {
-            Ok(()) | Err(berth_plugin::DriverError::NotFound { .. }) => {}
-            Err(e) => return Err(from_driver(e)),
+        // A driver refusing (endpoints elsewhere) keeps the network; one
+        // gone or failing is reported and the network removed, as Docker does.
+        match registry.network(&net.driver).map(|d| d.delete_network(&net.id)) {
+            Ok(Ok(())) | Ok(Err(berth_plugin::DriverError::NotFound { .. })) => {}
+            Ok(Err(e @ berth_plugin::DriverError::Conflict { .. })) => return Err(from_driver(e)),
+            Ok(Err(e)) | Err(e) => eprintln!("berthd: remove network {}: driver {}: {e}", net.name, net.driver),
         }
         if let Some(shared) = self.shared_for(&net) {
             shared.remove(&net)?;
@@ -787,7 +792,7 @@ impl Networks {
                 match ip {
                     Ok(ip) if v4.contains(ip) => ip,
                     _ => {
-                        let _ = ipam.release_address(pool, &got.address);
+                        let _ = ipam.release_address(pool, got.address.split('/').next().unwrap_or_default());
                         return Err(internal(format!(
                             "IPAM driver {} answered address {:?}, not one of {v4}",
                             net.ipam_driver, got.address

@@ -111,20 +111,33 @@ fn stem(path: &Path) -> String {
 fn register(registry: &Registry, remote: Arc<Remote>, interfaces: &[String], transport: Transport) -> Result<(), String> {
     let name = remote.name().to_string();
     let mut known = 0;
+    // What this call registered, taken out again if a later one fails.
+    let mut made: Vec<Interface> = Vec::new();
     for i in interfaces {
-        let r = match Interface::from_protocol_name(i) {
-            Some(Interface::VolumeDriver) => registry.register_volume(&name, remote.clone(), transport.clone()),
-            Some(Interface::NetworkDriver) => registry.register_network(&name, remote.clone(), transport.clone()),
-            Some(Interface::IpamDriver) => registry.register_ipam(&name, remote.clone(), transport.clone()),
-            Some(Interface::GraphDriver) => registry.register_graph(&name, remote.clone(), transport.clone()),
-            // Other interfaces (authz, logging) are not berth's to use.
-            None => continue,
+        // Other interfaces (authz, logging) are not berth's to use.
+        let Some(interface) = Interface::from_protocol_name(i) else {
+            continue;
+        };
+        let r = match interface {
+            Interface::VolumeDriver => registry.register_volume(&name, remote.clone(), transport.clone()),
+            Interface::NetworkDriver => registry.register_network(&name, remote.clone(), transport.clone()),
+            Interface::IpamDriver => registry.register_ipam(&name, remote.clone(), transport.clone()),
+            Interface::GraphDriver => registry.register_graph(&name, remote.clone(), transport.clone()),
         };
         known += 1;
-        if let Err(e) = r {
-            let same = registry.list().iter().any(|d| d.name == name && d.transport == transport);
-            if !same {
-                return Err(e.to_string());
+        match r {
+            Ok(()) => made.push(interface),
+            Err(e) => {
+                let same = registry
+                    .list()
+                    .iter()
+                    .any(|d| d.name == name && d.interface == interface && d.transport == transport);
+                if !same {
+                    for m in made {
+                        registry.unregister_interface(m, &name);
+                    }
+                    return Err(e.to_string());
+                }
             }
         }
     }
@@ -244,12 +257,12 @@ impl Plugins {
                 users: users.join(", "),
             });
         }
-        let mut disabled = self.disabled();
+        // Held through the save: toggles one at a time, none lost.
+        let mut held = self.disabled.lock().unwrap_or_else(|p| p.into_inner());
+        let mut disabled = held.clone();
         disabled.insert(name.to_string(), transport.to_string());
         self.save_disabled(&disabled).map_err(Toggle::Failed)?;
-        if let Ok(mut d) = self.disabled.lock() {
-            *d = disabled;
-        }
+        *held = disabled;
         registry.unregister(name);
         Ok(())
     }
@@ -257,19 +270,23 @@ impl Plugins {
     /// Brings a disabled plugin back: a shared object is loaded again, a
     /// Docker-style plugin is found again when next asked for.
     pub fn enable(&self, registry: &Registry, name: &str) -> Result<(), Toggle> {
-        let mut disabled = self.disabled();
+        let mut held = self.disabled.lock().unwrap_or_else(|p| p.into_inner());
+        let mut disabled = held.clone();
         let was = disabled
             .remove(name)
             .ok_or_else(|| Toggle::NoSuch(format!("{name} (not disabled)")))?;
+        self.save_disabled(&disabled).map_err(Toggle::Failed)?;
         if let Some(path) = was.strip_prefix("so:") {
             let path = PathBuf::from(path);
-            let (so, remote) = load_shared_object(&path, &self.settings).map_err(Toggle::Failed)?;
-            register(registry, remote, &so.interfaces, Transport::SharedObject(path)).map_err(Toggle::Failed)?;
+            let loaded = load_shared_object(&path, &self.settings)
+                .and_then(|(so, remote)| register(registry, remote, &so.interfaces, Transport::SharedObject(path)));
+            if let Err(e) = loaded {
+                // Still disabled, as the file says again.
+                let _ = self.save_disabled(&held);
+                return Err(Toggle::Failed(e));
+            }
         }
-        self.save_disabled(&disabled).map_err(Toggle::Failed)?;
-        if let Ok(mut d) = self.disabled.lock() {
-            *d = disabled;
-        }
+        *held = disabled;
         Ok(())
     }
 

@@ -138,6 +138,10 @@ impl SharedObject {
         // SAFETY: as above.
         let (name, interfaces) = unsafe { (text((*descriptor).name), text((*descriptor).interfaces)) };
         let name = name.filter(|n| !n.is_empty()).ok_or_else(|| bad("its descriptor has no name"))?;
+        // The name becomes a directory under the plugins' home.
+        if name.starts_with('.') || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+            return Err(bad(&format!("its name {name:?} is not [a-zA-Z0-9][a-zA-Z0-9_.-]*")));
+        }
         let interfaces: Vec<String> = interfaces
             .unwrap_or_default()
             .split(',')
