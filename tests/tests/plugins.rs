@@ -115,6 +115,18 @@ fn berthd_survives_plugins_that_panic_hang_or_answer_garbage() {
         ls.contains("oldabi") && ls.contains("ABI version 999"),
         "the refused plugin is shown with why: {ls}"
     );
+    // Docker's own client lists them from the same API, and inspect finds one.
+    let docker_ls = out(&docker(&d, &["plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"]));
+    assert!(
+        docker_ls.contains("faulty true") && docker_ls.contains("liboldabi false"),
+        "{docker_ls}"
+    );
+    let inspected = out(&d
+        .berth()
+        .args(["plugin", "inspect", "--format", "{{.Transport}}", "faulty"])
+        .output()
+        .unwrap());
+    assert_eq!(inspected, format!("so:{dir}/libfaulty.so"));
 
     let panicked = docker(&d, &["volume", "create", "-d", "faulty", "panic"]);
     assert!(!panicked.status.success());

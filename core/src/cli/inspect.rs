@@ -18,6 +18,7 @@ pub enum Kind {
     Image,
     Volume,
     Network,
+    Plugin,
 }
 
 /// `berth inspect`.
@@ -43,6 +44,7 @@ fn route(kind: Kind, name: &str, size: bool) -> String {
         Kind::Image => format!("/images/{name}/json"),
         Kind::Volume => format!("/volumes/{name}"),
         Kind::Network => format!("/networks/{name}"),
+        Kind::Plugin => format!("/plugins/{name}/json"),
     }
 }
 
@@ -51,7 +53,7 @@ fn lookup(api: &Api, name: &str, kind: Option<Kind>, size: bool) -> Result<Value
     if let Some(k) = kind {
         return api.get(&route(k, name, size));
     }
-    for k in [Kind::Container, Kind::Image, Kind::Volume, Kind::Network] {
+    for k in [Kind::Container, Kind::Image, Kind::Volume, Kind::Network, Kind::Plugin] {
         match api.get(&route(k, name, size)) {
             Err(CliError::Daemon { status: 404, .. }) => continue,
             other => return other,

@@ -16,6 +16,14 @@ pub enum PluginCommand {
     /// List every driver (built-in, loaded or found) with its transport and interfaces.
     #[command(alias = "list")]
     Ls(format::ListArgs),
+    /// Display detailed information on one or more plugins.
+    Inspect {
+        /// Format output using a custom template ('json', or a Go template).
+        #[arg(short = 'f', long = "format")]
+        format: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Disable plugins: their drivers are taken out (a shared object is unloaded).
     Disable {
         /// Disable even while volumes or networks use it.
@@ -65,7 +73,8 @@ fn row(p: &Value) -> Value {
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|t| t["Capability"].as_str())
+        .filter_map(|t| t.as_str())
+        .filter_map(|t| t.strip_prefix("docker.")?.split('/').next())
         .map(|c| match c {
             "volumedriver" => "VolumeDriver".to_string(),
             "networkdriver" => "NetworkDriver".to_string(),
@@ -99,6 +108,15 @@ pub fn plugin(api: &Api, cmd: PluginCommand) -> Result<(), CliError> {
             let v = api.get("/plugins")?;
             let rows: Vec<Value> = v.as_array().into_iter().flatten().map(row).collect();
             list.print(&rows, DEFAULT_TABLE, &headers())?;
+        }
+        PluginCommand::Inspect { format, names } => {
+            let args = super::inspect::InspectArgs {
+                format,
+                kind: None,
+                size: false,
+                names,
+            };
+            super::inspect::inspect(api, args, Some(super::inspect::Kind::Plugin))?;
         }
         PluginCommand::Disable { force, names } => super::each(&names, |n| {
             let q = if force { "?force=1" } else { "" };

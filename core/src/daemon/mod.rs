@@ -661,6 +661,16 @@ pub async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Inf
             (&Method::GET, "/version") => json_reply(StatusCode::OK, &version(&d)),
             (&Method::GET, "/info") => json_reply(StatusCode::OK, &info(&d)),
             (&Method::GET, "/plugins") => json_reply(StatusCode::OK, &json!(blocking(|| d.plugins.list(&d.registry)))),
+            (&Method::GET, _) if route.starts_with("/plugins/") && route.ends_with("/json") => {
+                let name = decode(&route["/plugins/".len()..route.len() - "/json".len()]);
+                match blocking(|| d.plugins.list(&d.registry))
+                    .into_iter()
+                    .find(|p| p["Name"] == name.as_str())
+                {
+                    Some(p) => json_reply(StatusCode::OK, &p),
+                    None => error(StatusCode::NOT_FOUND, format!("plugin {name:?} not found")),
+                }
+            }
             (&Method::POST, _) if route.starts_with("/plugins/") => toggle_plugin(&d, &route["/plugins/".len()..], truthy(&q, "force")),
             (&Method::GET, "/events") => events::stream(&d.events, &q).unwrap_or_else(|(status, message)| error(status, message)),
             (&Method::GET, "/system/df") => json_reply(StatusCode::OK, &system_df(&d)),

@@ -174,7 +174,18 @@ pub fn load_shared_object(path: &Path, settings: &Settings) -> Result<(Arc<Share
     let answer = so
         .call("/Plugin.Activate", json!({ "Home": home }).to_string().as_bytes())
         .map_err(|e| e.to_string())?;
-    implements(&answer)?;
+    let mut activated = implements(&answer)?;
+    let mut described = so.interfaces.clone();
+    activated.sort();
+    described.sort();
+    if activated != described {
+        return Err(format!(
+            "plugin {}: its descriptor names {} but /Plugin.Activate implements {}",
+            so.name,
+            described.join(","),
+            activated.join(",")
+        ));
+    }
     let called = Arc::clone(&so);
     let remote = Arc::new(Remote::new(&so.name, Box::new(move |m, r| called.call(m, r))));
     Ok((so, remote))
@@ -462,9 +473,10 @@ fn disabled_file(settings: &Settings) -> PathBuf {
 /// One plugin in the shape of Docker's `Plugin` object, with berth's
 /// `Transport` (and `Error`, for a fault) beside it.
 fn plugin_json(name: &str, interfaces: &[&str], transport: &str, error: Option<&str>) -> Value {
-    let types: Vec<Value> = interfaces
+    // Docker writes an interface type as one string: docker.volumedriver/1.0.
+    let types: Vec<String> = interfaces
         .iter()
-        .map(|i| json!({ "Prefix": "docker", "Capability": i.to_ascii_lowercase(), "Version": "1.0" }))
+        .map(|i| format!("docker.{}/1.0", i.to_ascii_lowercase()))
         .collect();
     json!({
         "Id": name,
