@@ -112,6 +112,13 @@ pub fn adopt(sandbox: &Path, a: &Adoption) -> std::io::Result<()> {
     set_up
 }
 
+/// Moves link `name` out of the sandbox at `sandbox` into this process's
+/// network namespace, renamed `src` (what [`adopt`] took in).
+pub fn give_back(sandbox: &Path, name: &str, src: &str) -> std::io::Result<()> {
+    let here = std::fs::File::open("/proc/self/ns/net")?;
+    Netlink::in_namespace(sandbox)?.move_link(name, std::os::fd::AsRawFd::as_raw_fd(&here), src)
+}
+
 /// The interface's MAC, addresses and routes, once moved in.
 fn set_up_adopted(sandbox: &Path, a: &Adoption) -> std::io::Result<()> {
     let other = |e: DriverError| std::io::Error::other(e.to_string());

@@ -417,6 +417,11 @@ fn a_docker_style_network_plugin_over_http_connects_containers() {
     let count = |m: &str| calls.lines().filter(|l| l.starts_with(m)).count();
     assert_eq!(count("/NetworkDriver.Join"), 2, "{calls}");
     assert_eq!(count("/NetworkDriver.Leave"), 2, "{calls}");
+    assert_eq!(count("returned pyc"), 2, "{calls}");
+    assert!(
+        !calls.contains(" no\n"),
+        "each container's link was given back before Leave: {calls}"
+    );
     assert_eq!(count("/NetworkDriver.DeleteEndpoint"), 2, "{calls}");
     // The conformance kit, run where the plugin is (berthd's namespace).
     let kit = d

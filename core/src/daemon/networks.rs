@@ -186,7 +186,7 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
     let mut routed = false;
     let undo = |joined: &mut BTreeMap<String, Endpoint>| {
         for ep in joined.values_mut() {
-            d.networks.leave(&d.registry, ep);
+            d.networks.leave(&d.registry, ep, Some(netns));
         }
     };
     for (i, name) in ordered(&r).iter().enumerate() {
@@ -207,7 +207,7 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
             .join(&d.registry, &net, &mut ep, netns, &format!("eth{i}"), default_route)
             .and_then(|_| d.networks.publish_names(&net, &ep, names_of(&r, &ep)));
         if let Err(err) = joined_now {
-            d.networks.leave(&d.registry, &mut ep);
+            d.networks.leave(&d.registry, &mut ep, Some(netns));
             undo(&mut joined);
             return Err(format!("join network {name}: {err}"));
         }
@@ -247,7 +247,7 @@ pub fn join_all(d: &Daemon, e: &Entry, netns: &Path) -> Result<(), String> {
             Err(err) => {
                 undo(&mut joined);
                 if let Some(mut g) = gateway {
-                    d.networks.leave(&d.registry, &mut g);
+                    d.networks.leave(&d.registry, &mut g, Some(netns));
                 }
                 return Err(format!("driver failed programming external connectivity: {err}"));
             }
@@ -287,8 +287,9 @@ pub fn leave_all(d: &Daemon, e: &Entry) {
         return;
     }
     let mut networks = r.networks.clone();
+    let sandbox = netns_path(d, &r.id);
     for ep in networks.values_mut().chain(r.gateway_endpoint.clone().as_mut()) {
-        d.networks.leave(&d.registry, ep);
+        d.networks.leave(&d.registry, ep, Some(&sandbox));
     }
     let _ = d.containers.update(e, |r| {
         r.networks = networks;
@@ -769,7 +770,7 @@ fn connect(d: &Arc<Daemon>, key: &str, body: &[u8]) -> Result<(), Failure> {
             .join(&d.registry, &net, &mut ep, &netns, &ifname, !routed && !net.internal)
             .map_err(failure)?;
         if let Err(e) = d.networks.publish_names(&net, &ep, names_of(&r, &ep)) {
-            d.networks.leave(&d.registry, &mut ep);
+            d.networks.leave(&d.registry, &mut ep, Some(&netns));
             return Err(failure(e));
         }
     }
@@ -811,7 +812,7 @@ fn disconnect(d: &Daemon, key: &str, body: &[u8]) -> Result<(), Failure> {
         ));
     }
     let left_ip = ep.ip_address.clone();
-    d.networks.leave(&d.registry, &mut ep);
+    d.networks.leave(&d.registry, &mut ep, Some(&netns_path(d, &r.id)));
     d.containers
         .update(&e, |r| {
             r.networks.remove(&name);

@@ -207,6 +207,20 @@ pub struct Endpoint {
     pub ipv6_gateway: String,
     #[serde(default)]
     pub mac_address: String,
+    /// A remote driver's link moved into the sandbox at join, to give back
+    /// at leave.
+    #[serde(default, rename = "BerthMovedLink", skip_serializing_if = "Option::is_none")]
+    pub moved: Option<MovedLink>,
+}
+
+/// A link a driver made, moved into a sandbox under another name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MovedLink {
+    /// Its name where the driver made it.
+    pub src: String,
+    /// Its name in the sandbox.
+    pub name: String,
 }
 
 impl Endpoint {
@@ -900,6 +914,10 @@ impl Networks {
                     net.name, i.src_name
                 )));
             }
+            ep.moved = Some(MovedLink {
+                src: i.src_name.clone(),
+                name: ifname.to_string(),
+            });
         }
         ep.endpoint_id = endpoint_id;
         ep.ip_address = ip.to_string();
@@ -915,10 +933,17 @@ impl Networks {
     }
 
     /// Takes a container off the network it joined; what went wrong is
-    /// reported, and the rest still done.
-    pub fn leave(&self, registry: &Registry, ep: &mut Endpoint) {
+    /// reported, and the rest still done. A link a remote driver made goes
+    /// back out of `sandbox` (the container's namespace) first, under its
+    /// own name, as Docker gives it back.
+    pub fn leave(&self, registry: &Registry, ep: &mut Endpoint, sandbox: Option<&Path>) {
         if !ep.joined() {
             return;
+        }
+        if let (Some(l), Some(sb)) = (&ep.moved, sandbox) {
+            if let Err(e) = berth_net::endpoint::give_back(sb, &l.name, &l.src) {
+                eprintln!("berthd: give link {} back to its driver as {}: {e}", l.name, l.src);
+            }
         }
         if let Ok(net) = self.find(&ep.network_id) {
             if let Ok(driver) = registry.network(&net.driver) {
