@@ -62,6 +62,17 @@ fn lookup(api: &Api, name: &str, kind: Option<Kind>, size: bool) -> Result<Value
     Err(CliError::Failed(format!("Error: No such object: {name}")))
 }
 
+/// `network inspect`, `plugin inspect` and their kin: `names` of one kind.
+pub fn inspect_of(api: &Api, kind: Kind, format: Option<String>, names: Vec<String>) -> Result<(), CliError> {
+    let args = InspectArgs {
+        format,
+        kind: None,
+        size: false,
+        names,
+    };
+    inspect(api, args, Some(kind))
+}
+
 /// `berth inspect`; `only` for `container inspect` and its kin.
 pub fn inspect(api: &Api, a: InspectArgs, only: Option<Kind>) -> Result<(), CliError> {
     let template = match a.format.as_deref().map(str::trim) {

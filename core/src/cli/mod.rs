@@ -299,16 +299,7 @@ fn dispatch(api: &Api, command: Command) -> Result<(), CliError> {
         Command::Tag { source, target } => images::tag(api, &source, &target),
         Command::History { name } => images::history(api, &name),
         Command::Rmi(a) | Command::Image(images::ImageCommand::Rm(a)) => images::rmi(api, a),
-        Command::Image(images::ImageCommand::Inspect(a)) => inspect::inspect(
-            api,
-            inspect::InspectArgs {
-                format: None,
-                kind: None,
-                size: false,
-                names: a.names,
-            },
-            Some(inspect::Kind::Image),
-        ),
+        Command::Image(images::ImageCommand::Inspect(a)) => inspect::inspect_of(api, inspect::Kind::Image, None, a.names),
     }
 }
 

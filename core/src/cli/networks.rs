@@ -168,15 +168,7 @@ pub fn network(api: &Api, cmd: NetworkCommand) -> Result<(), CliError> {
             rows.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
             list.print(&rows, DEFAULT_TABLE, &headers())?;
         }
-        NetworkCommand::Inspect { format, names } => {
-            let args = super::inspect::InspectArgs {
-                format,
-                kind: None,
-                size: false,
-                names,
-            };
-            super::inspect::inspect(api, args, Some(super::inspect::Kind::Network))?;
-        }
+        NetworkCommand::Inspect { format, names } => super::inspect::inspect_of(api, super::inspect::Kind::Network, format, names)?,
         NetworkCommand::Rm { names } => super::each(&names, |n| {
             api.call("DELETE", &format!("/networks/{}", encode(n)), None)?;
             Ok(Some(n.to_string()))

@@ -109,15 +109,7 @@ pub fn plugin(api: &Api, cmd: PluginCommand) -> Result<(), CliError> {
             let rows: Vec<Value> = v.as_array().into_iter().flatten().map(row).collect();
             list.print(&rows, DEFAULT_TABLE, &headers())?;
         }
-        PluginCommand::Inspect { format, names } => {
-            let args = super::inspect::InspectArgs {
-                format,
-                kind: None,
-                size: false,
-                names,
-            };
-            super::inspect::inspect(api, args, Some(super::inspect::Kind::Plugin))?;
-        }
+        PluginCommand::Inspect { format, names } => super::inspect::inspect_of(api, super::inspect::Kind::Plugin, format, names)?,
         PluginCommand::Disable { force, names } => super::each(&names, |n| {
             let q = if force { "?force=1" } else { "" };
             api.call("POST", &format!("/plugins/{}/disable{q}", super::api::encode(n)), None)?;
