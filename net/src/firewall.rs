@@ -4,9 +4,9 @@
 //! left behind by a crash and reconciling is applying the state again.
 //!
 //! What the state says becomes:
-//! - outbound NAT: traffic from a network's subnet leaving by any other
-//!   interface than its bridge is masqueraded (not for `--internal`
-//!   networks);
+//! - outbound NAT: traffic from a network's subnets (IPv4, and IPv6 where
+//!   it has one) leaving by any other interface than its bridge is
+//!   masqueraded (not for `--internal` networks);
 //! - isolation: nothing is forwarded between two berth bridges, and an
 //!   internal network's bridge forwards nothing out at all (but a
 //!   connection to a published port is, whatever network it comes from);
@@ -35,6 +35,8 @@ pub struct NetworkRules {
     pub bridge: String,
     /// `10.1.0.0/24` (IPv4).
     pub subnet: String,
+    /// Its IPv6 subnet, when it has one (`--ipv6`).
+    pub subnet6: Option<String>,
     pub internal: bool,
 }
 
@@ -95,13 +97,19 @@ pub fn render(networks: &[NetworkRules], ports: &[PortMapping]) -> io::Result<St
         }
     }
     s.push_str("  }\n  chain postrouting {\n    type nat hook postrouting priority srcnat; policy accept;\n");
-    for n in networks.iter().filter(|n| !n.internal) {
-        let subnet: String = n
-            .subnet
+    // Only what an address holds reaches the script.
+    let clean = |subnet: &str| -> String {
+        subnet
             .chars()
             .filter(|c| c.is_ascii_hexdigit() || matches!(c, '.' | '/' | ':'))
-            .collect();
+            .collect()
+    };
+    for n in networks.iter().filter(|n| !n.internal) {
+        let subnet = clean(&n.subnet);
         s.push_str(&format!("    ip saddr {subnet} oifname != \"{}\" masquerade\n", n.bridge));
+        if let Some(v6) = &n.subnet6 {
+            s.push_str(&format!("    ip6 saddr {} oifname != \"{}\" masquerade\n", clean(v6), n.bridge));
+        }
         // Hairpin: a container reaching a published port of one on its own
         // bridge gets answers through the host, not straight over the bridge.
         s.push_str(&format!(
@@ -243,11 +251,13 @@ mod tests {
             NetworkRules {
                 bridge: "berth0".into(),
                 subnet: "172.17.0.0/16".into(),
+                subnet6: Some("fd00:1::/64".into()),
                 internal: false,
             },
             NetworkRules {
                 bridge: "br-inner".into(),
                 subnet: "10.5.0.0/24".into(),
+                subnet6: Some("fd00:2::/64".into()),
                 internal: true,
             },
         ];
@@ -260,6 +270,8 @@ mod tests {
         }];
         let s = render(&nets, &ports).unwrap();
         assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"), "{s}");
+        assert!(s.contains("ip6 saddr fd00:1::/64 oifname != \"berth0\" masquerade"), "{s}");
+        assert!(!s.contains("fd00:2::"), "an internal network is not masqueraded: {s}");
         assert!(!s.contains("10.5.0.0/24 oifname"), "no NAT for an internal network: {s}");
         assert!(
             s.contains("iifname \"berth0\" oifname \"br-inner\" drop") && s.contains("iifname \"br-inner\" oifname \"berth0\" drop"),
@@ -291,6 +303,7 @@ mod tests {
             &[NetworkRules {
                 bridge: "bad name;".into(),
                 subnet: "1.0.0.0/8".into(),
+                subnet6: None,
                 internal: false
             }],
             &[]

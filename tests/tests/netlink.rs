@@ -242,11 +242,13 @@ fn firewall_rules_load_isolate_and_publish_in_a_namespace() {
         NetworkRules {
             bridge: "br-a".into(),
             subnet: "10.210.0.0/24".into(),
+            subnet6: None,
             internal: false,
         },
         NetworkRules {
             bridge: "br-b".into(),
             subnet: "10.211.0.0/24".into(),
+            subnet6: None,
             internal: false,
         },
     ];

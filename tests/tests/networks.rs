@@ -866,9 +866,10 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
 }
 
 /// etcd in a namespace of its own; killed when dropped.
-struct EtcdServer(std::process::Child);
+/// A server process of the test's, killed on drop.
+struct Server(std::process::Child);
 
-impl Drop for EtcdServer {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -904,7 +905,7 @@ fn overlay_networks_span_three_hosts() {
     ok(on_switch("ip").args(["link", "add", "sw0", "address", "02:00:00:00:00:64", "type", "bridge"]));
     ok(on_switch("ip").args(["addr", "add", "10.99.0.100/24", "dev", "sw0"]));
     ok(on_switch("ip").args(["link", "set", "sw0", "up"]));
-    let etcd = EtcdServer(
+    let etcd = Server(
         on_switch("etcd")
             .args(["--data-dir", &dir.path().join("etcd").display().to_string()])
             .args([
@@ -1111,6 +1112,40 @@ fn ipv6_where_asked() {
     assert!(s.contains("inet6 fd00:b::99/64"), "{}", text(&o));
     assert!(s.contains("default via fd00:b::1"), "{s}");
     assert!(s.contains(&short) && s.ends_with("1\ngateway"), "{s}");
+    // Out over IPv6 with the host's address (masquerade): the "outside"
+    // has no route back to the network's subnet, only to the host.
+    let dir = tempfile::tempdir().unwrap();
+    let outside = Neighbour::new(&d, dir.path(), "out6", "10.56.0.2", "10.56.0.1");
+    ok(outside
+        .run("ip")
+        .args(["-6", "addr", "add", "fd00:99::2/64", "dev", "eth0", "nodad"]));
+    ok(d.on_host("ip").args(["-6", "addr", "add", "fd00:99::1/64", "dev", "out6", "nodad"]));
+    let www = dir.path().join("www");
+    std::fs::create_dir(&www).unwrap();
+    std::fs::write(www.join("who"), "outside").unwrap();
+    let _httpd = Server(
+        outside
+            .run("busybox")
+            .args(["httpd", "-f", "-p", "[fd00:99::2]:8080", "-h"])
+            .arg(&www)
+            .spawn()
+            .unwrap(),
+    );
+    assert!(!ok(outside.run("ip").args(["-6", "route"])).contains("fd00:b"));
+    let o = docker(
+        &d,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "dual",
+            "busybox",
+            "sh",
+            "-c",
+            "timeout 5 wget -qO- http://[fd00:99::2]:8080/who",
+        ],
+    );
+    assert_eq!(out(&o), "outside", "IPv6 traffic leaves masqueraded: {}", text(&o));
     // A network without --ipv6 gets no IPv6 addresses, and an IPv6 subnet
     // without it is refused.
     let o = docker(&d, &["network", "create", "--subnet", "fd00:c::/64", "nov6"]);

@@ -1027,6 +1027,7 @@ impl Networks {
                 Some(NetworkRules {
                     bridge: n.bridge.clone(),
                     subnet: n.subnet_v4()?.to_string(),
+                    subnet6: n.subnet_v6().filter(|_| n.enable_ipv6).map(|s| s.to_string()),
                     internal: n.internal,
                 })
             })
