@@ -415,6 +415,57 @@ fn update_changes_limits_and_policy() {
 }
 
 #[test]
+fn cpusets_and_block_io_weight_at_run_and_update() {
+    let Some(d) = require_daemon("cpusets_and_block_io_weight_at_run_and_update") else {
+        return;
+    };
+    let last_cpu = std::thread::available_parallelism().map(|n| n.get() - 1).unwrap_or(0).to_string();
+    ok(d.berth().args([
+        "run",
+        "-d",
+        "--name",
+        "pinned",
+        "--cpuset-cpus",
+        &last_cpu,
+        "busybox",
+        "sleep",
+        "60",
+    ]));
+    let allowed = || ok(d.berth().args(["exec", "pinned", "grep", "Cpus_allowed_list", "/proc/self/status"]));
+    assert!(allowed().ends_with(&format!("\t{last_cpu}")), "{}", allowed());
+    let r = run(d.berth().args(["update", "--cpuset-cpus", "0", "pinned"]));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(allowed().ends_with("\t0"), "the new cpuset holds at once: {}", allowed());
+    let hc = |f: &str| ok(d.berth().args(["inspect", "-f", &format!("{{{{.HostConfig.{f}}}}}"), "pinned"]));
+    assert_eq!(hc("CpusetCpus"), "0");
+    let r = run(d.berth().args(["update", "--cpuset-cpus", "0-x", "pinned"]));
+    assert!(r.code == Some(1) && r.stderr.contains("Invalid value 0-x for cpuset cpus"), "{r:?}");
+    let r = run(d.berth().args(["update", "--blkio-weight", "5", "pinned"]));
+    assert!(
+        r.code == Some(1) && r.stderr.contains("Range of blkio weight is from 10 to 1000"),
+        "{r:?}"
+    );
+    // Weights where the kernel has them, else Docker's warning and none.
+    let weights = ["/sys/fs/cgroup/blkio/blkio.weight", "/sys/fs/cgroup/blkio/blkio.bfq.weight"]
+        .iter()
+        .any(|f| std::path::Path::new(f).exists())
+        || !std::path::Path::new("/sys/fs/cgroup/blkio").exists();
+    let r = run(d.berth().args(["update", "--blkio-weight", "500", "pinned"]));
+    assert_eq!(r.code, Some(0), "{r:?}");
+    if weights {
+        assert_eq!(hc("BlkioWeight"), "500");
+    } else {
+        assert!(r.stderr.contains("does not support Block I/O weight"), "{r:?}");
+        assert_eq!(hc("BlkioWeight"), "0");
+    }
+    let r = run(d.berth().args(["run", "--rm", "--cpuset-cpus", "9-x", "busybox", "true"]));
+    assert!(
+        r.code == Some(125) && r.stderr.contains("Invalid value 9-x for cpuset cpus"),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn events_show_a_containers_life_in_order() {
     let Some(d) = require_daemon("events_show_a_containers_life_in_order") else {
         return;

@@ -101,6 +101,18 @@ pub struct ContainerOptions {
     /// CPU shares (relative weight).
     #[arg(short = 'c', long = "cpu-shares")]
     pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1).
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable.
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Memory soft limit.
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
     /// Tune container pids limit (-1 for unlimited).
     #[arg(long = "pids-limit", allow_hyphen_values = true)]
     pub pids_limit: Option<i64>,
@@ -525,6 +537,10 @@ impl ContainerOptions {
             "CapDrop": capabilities(&self.cap_drop),
             "ConsoleSize": console.map(|(h, w)| [h, w]).unwrap_or([0, 0]),
             "CpuShares": self.cpu_shares.unwrap_or(0),
+            "CpusetCpus": self.cpuset_cpus.clone().unwrap_or_default(),
+            "CpusetMems": self.cpuset_mems.clone().unwrap_or_default(),
+            "BlkioWeight": self.blkio_weight.unwrap_or(0),
+            "MemoryReservation": size_flag("--memory-reservation", &self.memory_reservation)?.unwrap_or(0),
             "ExtraHosts": if extra_hosts.is_empty() { Value::Null } else { json!(extra_hosts) },
             "LogConfig": { "Type": self.log_driver.clone().unwrap_or_default(), "Config": key_values(&self.log_opt, "log option")? },
             "Memory": size_flag("--memory", &self.memory)?.unwrap_or(0),

@@ -126,7 +126,61 @@ pub fn resources(hc: &Value) -> Value {
     if let Some(p) = hc["PidsLimit"].as_i64().filter(|&p| p != 0) {
         r["pids"] = json!({ "limit": p });
     }
+    if let Some(m) = int("MemoryReservation") {
+        r["memory"]["reservation"] = json!(m);
+    }
+    for (key, field) in [("CpusetCpus", "cpus"), ("CpusetMems", "mems")] {
+        if let Some(set) = hc[key].as_str().filter(|s| !s.is_empty()) {
+            r["cpu"][field] = json!(set);
+        }
+    }
+    if let Some(w) = int("BlkioWeight") {
+        r["blockIO"] = json!({ "weight": w });
+    }
     r
+}
+
+/// Checks the resource settings the runtime cannot judge early, as Docker
+/// does: cpusets written as lists of numbers and ranges, the block IO
+/// weight in 10..=1000 (dropped, with a warning, where the kernel has no
+/// weights). The warnings for the answer.
+pub fn check_resources(hc: &mut Value) -> Result<Vec<String>, String> {
+    for (key, what) in [("CpusetCpus", "cpuset cpus"), ("CpusetMems", "cpuset mems")] {
+        let Some(set) = hc[key].as_str().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let valid = set.split(',').all(|part| {
+            let mut ends = part.splitn(2, '-');
+            let number = |s: Option<&str>| s.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let first = ends.next();
+            let second = ends.next();
+            number(first) && (second.is_none() || number(second))
+        });
+        if !valid {
+            return Err(format!("Invalid value {set} for {what}"));
+        }
+    }
+    let mut warnings = Vec::new();
+    if let Some(w) = hc["BlkioWeight"].as_i64().filter(|&w| w != 0) {
+        if !(10..=1000).contains(&w) {
+            return Err("Range of blkio weight is from 10 to 1000".into());
+        }
+        if !block_io_weights() {
+            warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into());
+            hc["BlkioWeight"] = json!(0);
+        }
+    }
+    Ok(warnings)
+}
+
+/// Whether the kernel takes block IO weights: cgroup v1's CFQ or BFQ
+/// weight file, or v2's io controller with BFQ.
+fn block_io_weights() -> bool {
+    let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
+    if v1.is_dir() {
+        return v1.join("blkio.weight").exists() || v1.join("blkio.bfq.weight").exists();
+    }
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").is_ok_and(|c| c.split_whitespace().any(|c| c == "io"))
 }
 
 /// The capability set: Docker's default with `--cap-add`/`--cap-drop`.
@@ -355,6 +409,22 @@ mod tests {
         assert!(c.contains(&"CAP_SYS_ADMIN".to_string()) && !c.contains(&"CAP_NET_RAW".to_string()));
         assert!(capabilities(&json!({"CapDrop": ["ALL"]})).unwrap().is_empty());
         assert!(capabilities(&json!({"CapAdd": ["BOGUS"]})).unwrap_err().contains("CAP_BOGUS"));
+    }
+
+    #[test]
+    fn cpusets_and_weights_are_checked_and_mapped() {
+        for good in ["0", "0-3", "0,2-3", "1,3"] {
+            assert!(check_resources(&mut json!({ "CpusetCpus": good })).is_ok(), "{good}");
+        }
+        for bad in ["1-", "a", "0-3-5", "0,,1", "-1"] {
+            assert!(check_resources(&mut json!({ "CpusetMems": bad })).is_err(), "{bad}");
+        }
+        assert!(check_resources(&mut json!({ "BlkioWeight": 5 })).is_err());
+        let r = resources(&json!({ "CpusetCpus": "0-1", "CpusetMems": "0", "MemoryReservation": 1 << 20, "BlkioWeight": 300 }));
+        assert_eq!(r["cpu"]["cpus"], "0-1");
+        assert_eq!(r["cpu"]["mems"], "0");
+        assert_eq!(r["memory"]["reservation"], 1 << 20);
+        assert_eq!(r["blockIO"]["weight"], 300);
     }
 
     #[test]

@@ -313,6 +313,7 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
         return Err(bad("no command specified"));
     }
     check_restart_policy(&hc)?;
+    let warnings = spec::check_resources(&mut hc).map_err(bad)?;
     if let Some(w) = cfg["WorkingDir"].as_str().filter(|w| !w.is_empty() && !w.starts_with('/')) {
         return Err(bad(format!(
             "the working directory '{w}' is invalid, it needs to be an absolute path"
@@ -410,7 +411,7 @@ pub fn create(d: &Daemon, name: Option<&str>, body: &[u8]) -> Result<Value, Fail
             return Err(failure(e));
         }
     }
-    Ok(json!({ "Id": id, "Warnings": [] }))
+    Ok(json!({ "Id": id, "Warnings": warnings }))
 }
 
 /// The exec-root directory of a running container (monitor socket etc.).
@@ -1206,7 +1207,8 @@ pub fn top(d: &Daemon, e: &Entry, ps_args: &str) -> Result<Value, Failure> {
     Ok(json!({ "Titles": titles, "Processes": processes }))
 }
 
-/// `POST /containers/{id}/update`: new limits (memory, CPU, pids) and
+/// `POST /containers/{id}/update`: new limits (memory, CPU, cpusets, block
+/// IO weight, pids) and
 /// restart policy, applied at once to a running container.
 pub async fn update(d: &Arc<Daemon>, e: &Entry, body: &[u8]) -> Result<Value, Failure> {
     let v: Value = serde_json::from_slice(body).map_err(|err| bad(format!("invalid JSON in the request body: {err}")))?;
@@ -1221,11 +1223,17 @@ pub async fn update(d: &Arc<Daemon>, e: &Entry, body: &[u8]) -> Result<Value, Fa
         "CpuQuota",
         "CpuPeriod",
     ];
-    for k in LIMITS.iter().chain(&["PidsLimit"]) {
+    for k in LIMITS.iter().chain(&["PidsLimit", "BlkioWeight"]) {
         if v[*k].as_i64().is_some_and(|n| n != 0) {
             hc[*k] = v[*k].clone();
         }
     }
+    for k in ["CpusetCpus", "CpusetMems"] {
+        if v[k].as_str().is_some_and(|s| !s.is_empty()) {
+            hc[k] = v[k].clone();
+        }
+    }
+    let warnings = spec::check_resources(&mut hc).map_err(bad)?;
     if v["NanoCpus"].as_i64().is_some_and(|n| n > 0) && (hc["CpuQuota"].as_i64().unwrap_or(0) > 0) {
         return Err(bad("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set"));
     }
@@ -1249,7 +1257,7 @@ pub async fn update(d: &Arc<Daemon>, e: &Entry, body: &[u8]) -> Result<Value, Fa
     }
     d.containers.update(e, |r| r.host_config = hc).map_err(failure)?;
     d.events.container("update", &e.snapshot(), &[]);
-    Ok(json!({ "Warnings": [] }))
+    Ok(json!({ "Warnings": warnings }))
 }
 
 /// `POST /containers/{id}/rename?name=`.
