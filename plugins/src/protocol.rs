@@ -246,7 +246,13 @@ impl Remote {
 
     /// Sends `body` as `method`; the response, or its `Err` as an error.
     pub fn send(&self, method: &str, body: Value) -> Result<Value> {
-        let raw = (self.call)(method, body.to_string().as_bytes())?;
+        self.send_bytes(method, body.to_string().as_bytes())
+    }
+
+    /// Sends `body` as it is (ApplyDiff's tarball); the response, or its
+    /// `Err` as an error.
+    fn send_bytes(&self, method: &str, body: &[u8]) -> Result<Value> {
+        let raw = (self.call)(method, body)?;
         let v: Value = serde_json::from_slice(&raw)
             .map_err(|e| DriverError::Driver(format!("plugin {}: {method}: answered malformed JSON: {e}", self.name)))?;
         if !v.is_object() {
@@ -374,13 +380,7 @@ impl GraphDriver for Remote {
         tarball
             .read_to_end(&mut body)
             .map_err(|e| DriverError::io("read the layer for", id, e))?;
-        let method = format!("{APPLY_DIFF}?id={id}");
-        let raw = (self.call)(&method, &body)?;
-        let v: Value = serde_json::from_slice(&raw)
-            .map_err(|e| DriverError::Driver(format!("plugin {}: {method}: answered malformed JSON: {e}", self.name)))?;
-        if let Some(e) = v["Err"].as_str().filter(|e| !e.is_empty()) {
-            return Err(DriverError::Driver(format!("plugin {}: {e}", self.name)));
-        }
+        let v = self.send_bytes(&format!("{APPLY_DIFF}?id={id}"), &body)?;
         match (v["DiffID"].as_str(), v["Size"].as_u64()) {
             (Some(d), Some(size)) => Ok(Applied {
                 diff_id: d.to_string(),

@@ -53,7 +53,8 @@ impl Interface {
         }
     }
 
-    /// The interface `/Plugin.Activate` names `name`, if berth knows it.
+    /// The interface `/Plugin.Activate` names `name` (in any case, as
+    /// Docker's `docker.volumedriver/1.0` writes it), if berth knows it.
     pub fn from_protocol_name(name: &str) -> Option<Interface> {
         [
             Interface::GraphDriver,
@@ -62,7 +63,7 @@ impl Interface {
             Interface::IpamDriver,
         ]
         .into_iter()
-        .find(|i| i.protocol_name() == name)
+        .find(|i| i.protocol_name().eq_ignore_ascii_case(name))
     }
 }
 

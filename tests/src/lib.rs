@@ -590,6 +590,16 @@ pub fn out(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
+/// Starts container `name` serving /etc over HTTP on port 80 (busybox
+/// httpd) through `cli` (`docker` or `berth` against a berthd), with more
+/// `run` flags; its ID.
+pub fn web_server(mut cli: Command, name: &str, flags: &[&str]) -> String {
+    ok(cli
+        .args(["run", "-d", "--name", name])
+        .args(flags)
+        .args(["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]))
+}
+
 /// `docker inspect --format TEMPLATE NAME` against `d`.
 pub fn inspect(d: &Berthd, name: &str, template: &str) -> String {
     ok(d.docker().args(["inspect", "--format", template, name]))

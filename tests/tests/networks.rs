@@ -138,23 +138,7 @@ fn bridge_networks_reach_resolve_and_isolate() {
         &["run", "--rm", "--network", "back", "busybox", "ip", "-o", "link", "show", "eth0"],
     );
     assert!(out(&o).contains("mtu 1400"), "{}", text(&o));
-    let web = ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "front",
-        "--network-alias",
-        "www",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    let web = berth_tests::web_server(d.docker(), "web", &["--network", "front", "--network-alias", "www"]);
     let web_ip = inspect(&d, "web", "{{.NetworkSettings.Networks.front.IPAddress}}");
     assert_eq!(web_ip, "172.18.0.2", "the next default pool after the bridge's");
     assert_eq!(
@@ -230,21 +214,7 @@ fn bridge_networks_reach_resolve_and_isolate() {
     assert_eq!(out(&o), short, "{}", text(&o));
     // An internal network reaches its own members only.
     ok(d.docker().args(["network", "create", "--internal", "inner"]));
-    ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "in1",
-        "--network",
-        "inner",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.docker(), "in1", &["--network", "inner"]);
     let o = docker(
         &d,
         &[
@@ -484,23 +454,7 @@ fn kill_9_of_berthd_keeps_networking_and_leaks_nothing() {
         return;
     };
     ok(d.docker().args(["network", "create", "app"]));
-    ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "--network",
-        "app",
-        "-p",
-        "9090:80",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.docker(), "web", &["--network", "app", "-p", "9090:80"]);
     ok(d.docker()
         .args(["run", "-d", "--name", "brief", "--network", "app", "busybox", "sleep", "2"]));
     let brief_ip = inspect(&d, "brief", "{{.NetworkSettings.Networks.app.IPAddress}}");
@@ -625,25 +579,7 @@ print('ok')
             .args(["network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "bnet"])),
         "10.88.0.0/24"
     );
-    ok(d.berth().args([
-        "run",
-        "-d",
-        "--name",
-        "b1",
-        "--network",
-        "bnet",
-        "--network-alias",
-        "svc",
-        "-p",
-        "7070:80",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.berth(), "b1", &["--network", "bnet", "--network-alias", "svc", "-p", "7070:80"]);
     let o = d
         .berth()
         .args(["run", "--rm", "--network", "bnet", "busybox", "wget", "-qO-", "http://svc/hostname"])
@@ -678,23 +614,7 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
         "192.168.60.1",
         "mv",
     ]));
-    ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "m1",
-        "--network",
-        "mv",
-        "--ip",
-        "192.168.60.10",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.docker(), "m1", &["--network", "mv", "--ip", "192.168.60.10"]);
     let short = ok(d.docker().args(["inspect", "-f", "{{.Id}}", "m1"]))[..12].to_string();
     let o = docker(
         &d,
@@ -752,23 +672,7 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
         "192.168.70.0/24",
         "priv",
     ]));
-    ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "p1",
-        "--network",
-        "priv",
-        "--ip",
-        "192.168.70.10",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.docker(), "p1", &["--network", "priv", "--ip", "192.168.70.10"]);
     let o = docker(
         &d,
         &[
@@ -837,23 +741,7 @@ fn macvlan_networks_put_containers_on_the_parents_segment() {
         "192.168.60.1",
         "vepa",
     ]));
-    ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "v1",
-        "--network",
-        "vepa",
-        "--ip",
-        "192.168.60.20",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.docker(), "v1", &["--network", "vepa", "--ip", "192.168.60.20"]);
     let v1 = ok(d.docker().args(["inspect", "-f", "{{.Id}}", "v1"]))[..12].to_string();
     let o = router
         .run("timeout")
@@ -958,21 +846,7 @@ fn overlay_networks_span_three_hosts() {
     let mut ids = Vec::new();
     for (i, h) in hosts.iter().take(2).enumerate() {
         let name = format!("web{}", i + 1);
-        let id = ok(h.docker().args([
-            "run",
-            "-d",
-            "--name",
-            &name,
-            "--network",
-            "ov",
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/etc",
-        ]));
+        let id = berth_tests::web_server(h.docker(), &name, &["--network", "ov"]);
         ids.push(id[..12].to_string());
     }
     let ip1 = ok(hosts[0]
@@ -1082,21 +956,7 @@ fn ipv6_where_asked() {
         "fd00:b::/64",
         "dual",
     ]));
-    ok(d.docker().args([
-        "run",
-        "-d",
-        "--name",
-        "web6",
-        "--network",
-        "dual",
-        "busybox",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]));
+    berth_tests::web_server(d.docker(), "web6", &["--network", "dual"]);
     let v6 = inspect(&d, "web6", "{{.NetworkSettings.Networks.dual.GlobalIPv6Address}}");
     assert_eq!(v6, "fd00:b::2", "the first address after the gateway");
     assert_eq!(inspect(&d, "web6", "{{.NetworkSettings.Networks.dual.IPv6Gateway}}"), "fd00:b::1");

@@ -367,25 +367,7 @@ fn a_docker_style_network_plugin_over_http_connects_containers() {
     let bridge = format!("pyn{}", &id[..10]);
     let links = || berth_tests::ok(d.on_host("ip").args(["-o", "link"]));
     assert!(links().contains(&bridge), "the plugin made its bridge: {}", links());
-    let web = docker(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "pyweb",
-            "--network",
-            "pn",
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/etc",
-        ],
-    );
-    assert!(web.status.success(), "{}", text(&web));
+    berth_tests::web_server(d.docker(), "pyweb", &["--network", "pn"]);
     let web_ip = berth_tests::inspect(&d, "pyweb", "{{(index .NetworkSettings.Networks \"pn\").IPAddress}}");
     assert!(web_ip.starts_with("10.77.0."), "{web_ip}");
     let client = docker(
@@ -453,25 +435,7 @@ fn a_cni_network_plugin_connects_containers() {
     let id = out(&made);
     let bad = docker(&d, &["network", "create", "-d", "cninet", "-o", "colour=red", "cn2"]);
     assert!(!bad.status.success() && text(&bad).contains("colour"), "{}", text(&bad));
-    let web = docker(
-        &d,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "cniweb",
-            "--network",
-            "cn",
-            "busybox",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/etc",
-        ],
-    );
-    assert!(web.status.success(), "{}", text(&web));
+    berth_tests::web_server(d.docker(), "cniweb", &["--network", "cn"]);
     let web_ip = berth_tests::inspect(&d, "cniweb", "{{(index .NetworkSettings.Networks \"cn\").IPAddress}}");
     let web_mac = berth_tests::inspect(&d, "cniweb", "{{(index .NetworkSettings.Networks \"cn\").MacAddress}}");
     assert!(web_ip.starts_with("10.66.0."), "{web_ip}");

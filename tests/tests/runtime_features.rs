@@ -356,11 +356,14 @@ fn joins_a_pid_namespace_and_uses_a_custom_cgroups_path() {
         "1",
         "B must see A's sleep in the shared pid namespace"
     );
-    let dir = std::path::Path::new("/sys/fs/cgroup/pids").join(cgroup.trim_start_matches('/'));
-    if berth_core::runtime::cgroups::version() == berth_core::runtime::cgroups::CgroupVersion::V1 {
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
-        assert!(!procs.trim().is_empty(), "B's processes live in {}", dir.display());
-    }
+    // The custom path under the pids hierarchy (v1) or the unified one (v2).
+    let hierarchy = match berth_core::runtime::cgroups::version() {
+        berth_core::runtime::cgroups::CgroupVersion::V1 => "/sys/fs/cgroup/pids",
+        berth_core::runtime::cgroups::CgroupVersion::V2 => "/sys/fs/cgroup",
+    };
+    let dir = std::path::Path::new(hierarchy).join(cgroup.trim_start_matches('/'));
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap();
+    assert!(!procs.trim().is_empty(), "B's processes live in {}", dir.display());
     rt.ok(&["delete", "--force", &id_b]);
     rt.ok(&["delete", "--force", &id_a]);
     assert!(!dir.exists(), "{} must go with the container", dir.display());

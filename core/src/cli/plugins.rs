@@ -75,12 +75,10 @@ fn row(p: &Value) -> Value {
         .flatten()
         .filter_map(|t| t.as_str())
         .filter_map(|t| t.strip_prefix("docker.")?.split('/').next())
-        .map(|c| match c {
-            "volumedriver" => "VolumeDriver".to_string(),
-            "networkdriver" => "NetworkDriver".to_string(),
-            "ipamdriver" => "IpamDriver".to_string(),
-            "graphdriver" => "GraphDriver".to_string(),
-            other => other.to_string(),
+        .map(|c| {
+            berth_plugin::Interface::from_protocol_name(c)
+                .map_or(c, |i| i.protocol_name())
+                .to_string()
         })
         .collect();
     let error = p["Error"].as_str().unwrap_or_default();

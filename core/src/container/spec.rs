@@ -175,7 +175,7 @@ pub fn check_resources(hc: &mut Value) -> Result<Vec<String>, String> {
 
 /// Whether the kernel takes block IO weights: cgroup v1's CFQ or BFQ
 /// weight file, or v2's io controller with BFQ.
-fn block_io_weights() -> bool {
+pub fn block_io_weights() -> bool {
     let v1 = std::path::Path::new("/sys/fs/cgroup/blkio");
     if v1.is_dir() {
         return v1.join("blkio.weight").exists() || v1.join("blkio.bfq.weight").exists();

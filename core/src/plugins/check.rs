@@ -397,7 +397,7 @@ pub fn ipam(d: &dyn IpamDriver) -> Report {
         ensure(!p.pool_id.is_empty() && p.pool.contains('/'), || format!("answered {p:?}"))
     });
     let Ok(pool) = pool else { return r };
-    let subnet = pool.pool.parse_subnet();
+    let subnet = berth_net::ipam::Subnet::parse(&pool.pool).ok();
     let ask = |address: &str, gateway: bool| {
         let options = if gateway {
             BTreeMap::from([("RequestAddressType".to_string(), "com.docker.network.gateway".to_string())])
@@ -412,11 +412,8 @@ pub fn ipam(d: &dyn IpamDriver) -> Report {
         .map(|a| a.address.split('/').next().unwrap_or_default().to_string())
     };
     let inside = |a: &str| -> Checked {
-        let ip: std::net::Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
-        ensure(
-            subnet.is_some_and(|(net, prefix)| u32::from(ip) >> (32 - prefix) == u32::from(net) >> (32 - prefix)),
-            || format!("{a} is not in {}", pool.pool),
-        )
+        let ip: std::net::IpAddr = a.parse().map_err(|_| format!("{a:?} is not an address"))?;
+        ensure(subnet.is_some_and(|s| s.contains(ip)), || format!("{a} is not in {}", pool.pool))
     };
     r.check("a gateway inside the pool", || inside(&ask("", true).map_err(|e| e.to_string())?));
     let mut first = String::new();
@@ -463,19 +460,6 @@ pub fn ipam(d: &dyn IpamDriver) -> Report {
     });
     r.check("the pool given back", || d.release_pool(&pool.pool_id).map_err(|e| e.to_string()));
     r
-}
-
-/// `ADDR/PREFIX` of an IPv4 subnet.
-trait ParseSubnet {
-    fn parse_subnet(&self) -> Option<(std::net::Ipv4Addr, u32)>;
-}
-
-impl ParseSubnet for String {
-    fn parse_subnet(&self) -> Option<(std::net::Ipv4Addr, u32)> {
-        let (a, p) = self.split_once('/')?;
-        let prefix: u32 = p.parse().ok().filter(|p| (1..=32).contains(p))?;
-        Some((a.parse().ok()?, prefix))
-    }
 }
 
 /// A driver to check, of whichever interfaces it has.

@@ -238,15 +238,9 @@ impl Plugins {
     /// Writes the disabled set atomically.
     fn save_disabled(&self, disabled: &BTreeMap<String, String>) -> Result<(), String> {
         let file = disabled_file(&self.settings);
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.settings.home)?;
-            let tmp = file.with_extension("tmp");
-            let mut f = std::fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &serde_json::to_vec(disabled).unwrap_or_default())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &file)
-        };
-        write().map_err(|e| format!("record the disabled plugins in {}: {e}", file.display()))
+        std::fs::create_dir_all(&self.settings.home)
+            .and_then(|()| berth_fs::atomic::write(&file, &serde_json::to_vec(disabled).unwrap_or_default()))
+            .map_err(|e| format!("record the disabled plugins in {}: {e}", file.display()))
     }
 
     /// Takes plugin `name` out: its drivers leave the registry, and a
@@ -435,8 +429,9 @@ impl Plugins {
     /// installed) and every fault.
     pub fn list(&self, registry: &Registry) -> Vec<Value> {
         let disabled = self.disabled();
+        let known: std::collections::BTreeSet<String> = registry.list().into_iter().map(|d| d.name).collect();
         for name in self.discovered() {
-            if !registry.list().iter().any(|d| d.name == name) && !disabled.contains_key(&name) {
+            if !known.contains(&name) && !disabled.contains_key(&name) {
                 let _ = self.find(registry, &name);
             }
         }
